@@ -1,0 +1,131 @@
+"""Splitting documents into chunks measured in the embedding model's own tokens.
+
+Each section is split by langchain's ``RecursiveCharacterTextSplitter`` at paragraph, line,
+sentence, clause and word boundaries. The splitter runs on characters for speed: the token
+target is turned into a character budget with the section's measured characters-per-token
+ratio, then every chunk is counted with the real tokenizer and any chunk above the model's
+limit is split again, so no chunk is ever silently truncated by the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from rag.cleaning import sentence_spans
+from rag.settings import ChunkingSettings
+from rag.types import Chunk, Document, Span
+
+__all__ = ["TokenCounter", "split_document"]
+
+TokenCounter = Callable[[Sequence[str]], list[int]]
+
+_SEPARATORS = [
+    "\n\n",
+    "\n",
+    r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])",
+    r"(?<=[;:])\s+",
+    r"(?<=,)\s+",
+    " ",
+    "",
+]
+_RATIO_SAMPLE = 20_000
+
+
+def split_document(
+    doc: Document,
+    *,
+    count_tokens: TokenCounter,
+    max_tokens: int,
+    settings: ChunkingSettings,
+) -> list[Chunk]:
+    """Split ``doc`` into chunks whose text equals ``doc.text[start:end]``.
+
+    ``max_tokens`` is the hard limit (the model's sequence length less special tokens and the
+    title prefix); ``settings.chunk_tokens`` is the target size.
+    """
+    target = min(settings.chunk_tokens, max_tokens)
+    overlap = min(settings.overlap_tokens, target // 2)
+    sentences = sentence_spans(doc.text)
+    starts = [s[0] for s in sentences]
+    chunks: list[Chunk] = []
+    seen: dict[str, int] = {}
+    for section in doc.sections:
+        body = doc.text[section.start : section.end]
+        ratio = _chars_per_token(body, count_tokens)
+        spans = _split_span(body, section.start, target, overlap, ratio, max_tokens, count_tokens)
+        for (start, end), n_tokens in spans:
+            text = doc.text[start:end]
+            first, last = bisect_left(starts, start), bisect_left(starts, end)
+            chunks.append(
+                Chunk(
+                    chunk_id=_chunk_id(doc.doc_id, text, seen),
+                    doc_id=doc.doc_id,
+                    text=text,
+                    start=start,
+                    end=end,
+                    section=section.title,
+                    page=section.page,
+                    sentences=tuple(_clip(s, end) for s in sentences[first:last]),
+                    n_tokens=n_tokens,
+                )
+            )
+    return chunks
+
+
+def _split_span(
+    body: str,
+    offset: int,
+    target: int,
+    overlap: int,
+    ratio: float,
+    max_tokens: int,
+    count_tokens: TokenCounter,
+) -> list[tuple[Span, int]]:
+    splitter = RecursiveCharacterTextSplitter(
+        chunk_size=max(32, int(target * ratio)),
+        chunk_overlap=int(overlap * ratio),
+        separators=_SEPARATORS,
+        is_separator_regex=True,
+        keep_separator="end",
+        strip_whitespace=True,
+    )
+    pieces = [p for p in splitter.split_text(body) if p.strip()]
+    counts = count_tokens(pieces) if pieces else []
+    out: list[tuple[Span, int]] = []
+    cursor = 0
+    for piece, n_tokens in zip(pieces, counts, strict=True):
+        local = body.find(piece, cursor)
+        if local < 0:  # cannot happen for a splitter that only cuts; keep the guard cheap
+            local = body.find(piece)
+        cursor = local + 1
+        start, end = offset + local, offset + local + len(piece)
+        if n_tokens <= max_tokens:
+            out.append(((start, end), n_tokens))
+        elif len(piece) > 1:
+            smaller = max(1, target // 2)
+            out.extend(
+                _split_span(piece, start, smaller, overlap // 2, ratio * 0.7, max_tokens,
+                            count_tokens)
+            )
+    return out
+
+
+def _chars_per_token(body: str, count_tokens: TokenCounter) -> float:
+    sample = body[:_RATIO_SAMPLE]
+    n_tokens = count_tokens([sample])[0] if sample else 0
+    return max(1.0, len(sample) / max(1, n_tokens))
+
+
+def _clip(span: Span, end: int) -> Span:
+    return (span[0], min(span[1], end))
+
+
+def _chunk_id(doc_id: str, text: str, seen: dict[str, int]) -> str:
+    digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
+    base = f"{doc_id}#{digest}"
+    seen[base] = seen.get(base, 0) + 1
+    return base if seen[base] == 1 else f"{base}-{seen[base]}"

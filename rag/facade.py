@@ -1,0 +1,153 @@
+"""The facade: one object that opens an index, adds and removes documents, searches and asks.
+
+>>> from rag import RAG
+>>> rag = RAG.open("index")                                   # doctest: +SKIP
+>>> rag.add(["seeds/"]).chunks                                 # doctest: +SKIP
+>>> rag.ask("Why are primary CLL cells resistant to TRAIL?").text  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rag.embedding import Embedder
+from rag.errors import DocumentNotFoundError, IndexNotFoundError
+from rag.indexing import expected_manifest, remove_documents, update_index
+from rag.settings import Settings, load_settings
+from rag.store import DocRecord, IndexSnapshot, check_manifest, current_generation, open_snapshot
+from rag.types import Answer, Document, IndexReport, Passage
+
+__all__ = ["RAG"]
+
+
+class RAG:
+    """TRAIL-RAG over one index folder. Thread-safe: queries read an immutable snapshot that
+    writes replace atomically."""
+
+    def __init__(self, index_dir: Path, settings: Settings) -> None:
+        self.index_dir = Path(index_dir)
+        self.settings = settings
+        self._snapshot: IndexSnapshot | None = None
+        self._embedder: Embedder | None = None
+        self._lock = threading.RLock()
+        self._components: Any = None
+        self.refresh()
+
+    @classmethod
+    def open(cls, index_dir: str | Path | None = None, *,
+             settings: Settings | None = None) -> RAG:
+        """Open (or prepare to create) the index at ``index_dir`` (default: settings)."""
+        settings = settings or load_settings()
+        return cls(Path(index_dir) if index_dir is not None else settings.index_dir, settings)
+
+    # -- state ---------------------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Load the live generation if another writer changed it. Returns True if reloaded."""
+        live = current_generation(self.index_dir)
+        with self._lock:
+            if live is None or (self._snapshot and self._snapshot.generation == live):
+                return False
+            self._snapshot = open_snapshot(self.index_dir)
+            return True
+
+    @property
+    def snapshot(self) -> IndexSnapshot:
+        self.refresh()
+        snap = self._snapshot
+        if snap is None:
+            raise IndexNotFoundError(
+                f"no index at {self.index_dir}: build one with `python -m rag index`"
+            )
+        return snap
+
+    @property
+    def exists(self) -> bool:
+        return current_generation(self.index_dir) is not None
+
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = Embedder(self.settings.embedding)
+            return self._embedder
+
+    # -- writing -------------------------------------------------------------------------
+
+    def add(self, paths: Iterable[str | Path], *, rebuild: bool = False,
+            progress: Callable[[int, int], None] | None = None) -> IndexReport:
+        """Index new or changed files under ``paths``; remove documents whose files are gone."""
+        self.refresh()
+        report = update_index(self.index_dir, list(paths), self.settings,
+                              previous=self._snapshot, embedder=self.embedder,
+                              rebuild=rebuild, progress=progress)
+        self.refresh()
+        return report
+
+    def remove(self, doc_ids: str | Sequence[str]) -> list[str]:
+        """Remove documents by id. Raises DocumentNotFoundError if none of them exists."""
+        ids = [doc_ids] if isinstance(doc_ids, str) else list(doc_ids)
+        removed = remove_documents(self.index_dir, ids, self.settings, previous=self.snapshot)
+        if not removed:
+            raise DocumentNotFoundError(f"no document with id {', '.join(ids)} in the index")
+        self.refresh()
+        return removed
+
+    # -- reading -------------------------------------------------------------------------
+
+    def documents(self) -> list[DocRecord]:
+        return sorted(self.snapshot.docs.values(), key=lambda d: d.doc_id)
+
+    def document(self, doc_id: str) -> Document:
+        doc = self.snapshot.document(doc_id)
+        if doc is None:
+            raise DocumentNotFoundError(
+                f"no document with id {doc_id!r}; `python -m rag status` lists the index"
+            )
+        return doc
+
+    def status(self) -> dict[str, Any]:
+        snap = self.snapshot
+        manifest = snap.manifest
+        return {
+            "index_dir": str(self.index_dir),
+            "documents": len(snap.docs),
+            "chunks": len(snap.chunks),
+            "sentences": int(len(snap.sent_spans)),
+            "model": manifest.get("model_id"),
+            "dtype": manifest.get("dtype"),
+            "dimension": manifest.get("dimension"),
+            "index_type": manifest.get("index_type"),
+            "chunking": manifest.get("chunking"),
+            "size_bytes": snap.size_on_disk(),
+            "generation": snap.generation,
+            "created": manifest.get("created"),
+            "last_update": manifest.get("updated"),
+        }
+
+    def check_compatible(self) -> None:
+        """Raise IndexMismatchError if the index was built with other model settings."""
+        snap = self.snapshot
+        check_manifest(snap.manifest,
+                       expected_manifest(self.settings, snap.manifest.get("dimension")),
+                       self.index_dir)
+
+    def search(self, query: str, k: int | None = None, *,
+               filters: Mapping[str, Any] | None = None) -> list[Passage]:
+        """Hybrid (dense + BM25) search; returns ranked passages."""
+        from rag.retrieval import retrieve
+
+        self.check_compatible()
+        return retrieve(query, self.snapshot, self.embedder(), self.settings.retrieval,
+                        k=k or self.settings.retrieval.k, filters=filters).passages
+
+    def ask(self, question: str, k: int | None = None, *,
+            filters: Mapping[str, Any] | None = None, mode: str = "extractive") -> Answer:
+        """Answer ``question`` from the library with sentence-level citations."""
+        from rag.answering import answer_question
+
+        self.check_compatible()
+        return answer_question(question, self.snapshot, self.embedder(), self.settings,
+                               k=k or self.settings.retrieval.k, filters=filters, mode=mode)

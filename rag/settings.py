@@ -1,0 +1,211 @@
+"""One settings object for the whole tool.
+
+Values come from the defaults below, then an optional YAML/JSON file (``RAG_SETTINGS`` or the
+``file`` argument), then ``RAG_*`` environment variables. Every component takes the object
+explicitly (``settings: Settings | None = None``); nothing reads the environment on its own.
+
+Environment variables: the short names in ``ENV_ALIASES`` (e.g. ``RAG_INDEX_DIR``,
+``RAG_LLM_URL``) and, for any field, ``RAG_<SECTION>__<FIELD>`` (e.g.
+``RAG_CHUNKING__CHUNK_TOKENS=200``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rag.errors import ConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LoaderSettings(_Section):
+    max_file_mb: float = Field(50.0, gt=0, description="Files above this size are skipped.")
+    max_pdf_pages: int = Field(2000, gt=0, description="PDFs with more pages are skipped.")
+    max_chars: int = Field(20_000_000, gt=0, description="Longest cleaned text kept per document.")
+    extensions: tuple[str, ...] = (".txt", ".md", ".markdown", ".pdf", ".html", ".htm", ".xml")
+
+
+class ChunkingSettings(_Section):
+    chunk_tokens: int = Field(160, ge=16, description="Target chunk size in model tokens.")
+    overlap_tokens: int = Field(32, ge=0, description="Overlap between neighbouring chunks.")
+
+
+class EmbeddingSettings(_Section):
+    model: str = Field(DEFAULT_MODEL, description="sentence-transformers name or local path.")
+    device: str = "cpu"
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    batch_size: int = Field(64, gt=0)
+    threads: int = Field(0, ge=0, description="torch threads; 0 keeps torch's default.")
+
+
+class StoreSettings(_Section):
+    index_type: Literal["flat", "hnsw", "ivf-sq8", "ivf-pq"] = "flat"
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 128
+    ivf_nlist: int = 0  # 0 = about 4*sqrt(n)
+    ivf_nprobe: int = 32
+    keep_generations: int = 2
+
+
+class RetrievalSettings(_Section):
+    k: int = Field(5, gt=0, le=100)
+    candidates: int = Field(50, gt=0, description="Hits taken from each retriever before fusion.")
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+    per_doc_cap: int = Field(2, ge=1, description="Most passages from one document in the top k.")
+    mmr_lambda: float = Field(0.75, ge=0, le=1)
+    expand_synonyms: bool = True
+
+
+class AnswerSettings(_Section):
+    max_sentences: int = Field(4, ge=1, le=5)
+    passages_considered: int = 8
+    min_support: float = Field(0.42, description="Support score below which answers refuse.")
+    duplicate_similarity: float = 0.9
+
+
+class LLMSettings(_Section):
+    url: str | None = None
+    model: str | None = None
+    api_key: str | None = None
+    timeout_s: float = 30.0
+    max_tokens: int = 400
+
+
+class UISettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 7860
+    auth: str | None = None  # "user:password" or a path to a file of such lines
+    upload_dir: Path = Path("uploads")
+    max_upload_mb: float = 50.0
+    concurrency: int = 4
+
+
+class FetchSettings(_Section):
+    base_url: str = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
+    api_key: str | None = None
+    tool: str = "trail-rag"
+    email: str | None = None
+    batch_size: int = 100
+    timeout_s: float = 30.0
+    retries: int = 5
+
+
+class Settings(_Section):
+    """All settings. Build with :func:`load_settings` or ``Settings()`` for the defaults."""
+
+    index_dir: Path = Path("index")
+    docs_dir: Path = Path("seeds")
+    loader: LoaderSettings = LoaderSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    store: StoreSettings = StoreSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    answer: AnswerSettings = AnswerSettings()
+    llm: LLMSettings = LLMSettings()
+    ui: UISettings = UISettings()
+    fetch: FetchSettings = FetchSettings()
+
+    def with_updates(self, **changes: Any) -> Settings:
+        """Return a copy with dotted keys changed, e.g. ``with_updates(**{"llm.url": u})``."""
+        data = self.model_dump()
+        for dotted, value in changes.items():
+            _set_dotted(data, dotted.replace("__", "."), value)
+        return _validate(data)
+
+
+ENV_ALIASES: dict[str, str] = {
+    "RAG_INDEX_DIR": "index_dir",
+    "RAG_DOCS_DIR": "docs_dir",
+    "RAG_MODEL": "embedding.model",
+    "RAG_DEVICE": "embedding.device",
+    "RAG_DTYPE": "embedding.dtype",
+    "RAG_INDEX_TYPE": "store.index_type",
+    "RAG_MAX_FILE_MB": "loader.max_file_mb",
+    "RAG_LLM_URL": "llm.url",
+    "RAG_LLM_MODEL": "llm.model",
+    "RAG_LLM_API_KEY": "llm.api_key",
+    "RAG_LLM_TIMEOUT": "llm.timeout_s",
+    "RAG_HOST": "ui.host",
+    "RAG_PORT": "ui.port",
+    "RAG_AUTH": "ui.auth",
+    "RAG_UPLOAD_DIR": "ui.upload_dir",
+    "RAG_MAX_UPLOAD_MB": "ui.max_upload_mb",
+    "NCBI_API_KEY": "fetch.api_key",
+    "RAG_NCBI_EMAIL": "fetch.email",
+    "RAG_NCBI_TOOL": "fetch.tool",
+    "RAG_NCBI_URL": "fetch.base_url",
+}
+
+
+def load_settings(
+    file: str | Path | None = None, *, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Defaults, then ``file`` (or ``$RAG_SETTINGS``), then the environment."""
+    env = os.environ if env is None else env
+    data: dict[str, Any] = Settings().model_dump()
+    file = file or env.get("RAG_SETTINGS")
+    if file:
+        _merge(data, _read_file(Path(file)))
+    for name, value in env.items():
+        if name in ENV_ALIASES:
+            _set_dotted(data, ENV_ALIASES[name], value)
+        elif name.startswith("RAG_") and "__" in name:
+            _set_dotted(data, name[4:].lower().replace("__", "."), value)
+    return _validate(data)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"settings file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"settings file {path}: expected a mapping at the top level")
+    return data
+
+
+def _merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
+    for key, value in new.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = data
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            raise ConfigError(f"unknown setting {dotted!r}")
+        node = child
+    if leaf not in node:
+        raise ConfigError(f"unknown setting {dotted!r}")
+    node[leaf] = None if value == "" else value
+
+
+def _validate(data: dict[str, Any]) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from exc
