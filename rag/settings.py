@@ -100,9 +100,10 @@ class FetchSettings(_Section):
     api_key: str | None = None
     tool: str = "trail-rag"
     email: str | None = None
-    batch_size: int = 100
-    timeout_s: float = 30.0
-    retries: int = 5
+    batch_size: int = Field(100, gt=0, le=500, description="Records per efetch request.")
+    timeout_s: float = Field(30.0, gt=0)
+    retries: int = Field(5, ge=0, description="Retries after a 429/5xx, timeout or lost link.")
+    backoff_s: float = Field(1.0, ge=0, description="First retry delay; doubles each retry.")
 
 
 class Settings(_Section):
