@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from rag.chunking import section_at
 from rag.embedding import Embedder
 from rag.lexical import tokenize
-from rag.retrieval import Retrieval, retrieve
+from rag.retrieval import Concept, Retrieval, retrieve
 from rag.settings import Settings
 from rag.store import IndexSnapshot
 from rag.types import Answer, Citation, Passage
@@ -95,7 +96,7 @@ def compose_extractive(found: Retrieval, snap: IndexSnapshot, settings: Settings
 
 def score_sentences(found: Retrieval, snap: IndexSnapshot, depth: int) -> list[ScoredSentence]:
     """Score the sentences of the top ``depth`` passages against the question."""
-    weights = _concept_weights(found.query_terms, snap)
+    weights = _concept_weights(found.concepts, snap)
     total = sum(weights) or 1.0
     out: list[ScoredSentence] = []
     seen: set[tuple[str, int]] = set()
@@ -115,8 +116,8 @@ def score_sentences(found: Retrieval, snap: IndexSnapshot, depth: int) -> list[S
             if len(text.split()) < _MIN_WORDS:
                 continue
             tokens = set(tokenize(text))
-            covered = sum(w for w, group in zip(weights, found.query_terms, strict=True)
-                          if tokens.intersection(group))
+            covered = sum(w for w, concept in zip(weights, found.concepts, strict=True)
+                          if any(tokens.issuperset(alt) for alt in concept))
             coverage = covered / total
             score = _W_DENSE * cosine + _W_LEXICAL * coverage + _W_RANK / (1 + rank)
             out.append(ScoredSentence(row, chunk_row, rank, start, end, score, cosine, coverage))
@@ -132,11 +133,14 @@ def support_score(scored: list[ScoredSentence]) -> float:
     return float(max(0.6 * s.dense + 0.4 * s.coverage for s in best))
 
 
-def _concept_weights(terms: list[list[str]], snap: IndexSnapshot) -> list[float]:
+def _concept_weights(concepts: list[Concept], snap: IndexSnapshot) -> list[float]:
+    """A concept weighs as much as the rarest token (IDF) of the question's own wording; a
+    word the library never uses weighs most, since no sentence can cover it."""
+    unseen = snap.lexical.idf_unseen()
     weights = []
-    for group in terms:
-        idf = max((snap.lexical.idf(t) for t in group), default=0.0)
-        weights.append(idf if idf > 0 else 0.5)
+    for concept in concepts:
+        idf = max((snap.lexical.idf(t) for t in concept[0]), default=0.0) if concept else 0.0
+        weights.append(idf if idf > 0 else unseen)
     return weights
 
 
@@ -166,13 +170,15 @@ def make_citation(n: int, sentence: ScoredSentence, snap: IndexSnapshot) -> Cita
     record = snap.docs[chunk.doc_id]
     meta = record.meta
     snippet = chunk.text[sentence.start - chunk.start: sentence.end - chunk.start]
+    section = section_at(record.sections, [s.start for s in record.sections], sentence.start)
     authors = meta.get("authors") or []
     return Citation(
         n=n, doc_id=chunk.doc_id, chunk_id=chunk.chunk_id, title=record.title,
         source=str(meta.get("source") or _reference(meta, record.title)),
         snippet=snippet, start=sentence.start, end=sentence.end, score=sentence.score,
         pmid=_opt(meta.get("pmid")), doi=_opt(meta.get("doi")), url=_opt(meta.get("url")),
-        section=chunk.section, page=chunk.page,
+        section=section.title if section else chunk.section,
+        page=section.page if section else chunk.page,
         authors=", ".join(authors) if isinstance(authors, list) else str(authors),
         journal=str(meta.get("journal") or ""),
         year=meta.get("year") if isinstance(meta.get("year"), int) else None,

@@ -1,8 +1,8 @@
 """Splitting documents into chunks measured in the embedding model's own tokens.
 
-Each section is split by langchain's ``RecursiveCharacterTextSplitter`` at paragraph, line,
+The whole document is split by langchain's ``RecursiveCharacterTextSplitter`` at paragraph, line,
 sentence, clause and word boundaries. The splitter runs on characters for speed: the token
-target is turned into a character budget with the section's measured characters-per-token
+target is turned into a character budget with the document's measured characters-per-token
 ratio, then every chunk is counted with the real tokenizer and any chunk above the model's
 limit is split again, so no chunk is ever silently truncated by the model.
 """
@@ -10,16 +10,16 @@ limit is split again, so no chunk is ever silently truncated by the model.
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from rag.cleaning import sentence_spans
 from rag.settings import ChunkingSettings
-from rag.types import Chunk, Document, Span
+from rag.types import Chunk, Document, Section, Span
 
-__all__ = ["TokenCounter", "split_document"]
+__all__ = ["TokenCounter", "section_at", "split_document"]
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 
@@ -33,6 +33,9 @@ _SEPARATORS = [
     "",
 ]
 _RATIO_SAMPLE = 20_000
+# The tokenizer maps an over-long word to one [UNK] token, so text without spaces can measure
+# thousands of characters per token; capping the ratio keeps such chunks to a readable size.
+_MAX_CHARS_PER_TOKEN = 10.0
 
 
 def split_document(
@@ -53,26 +56,26 @@ def split_document(
     starts = [s[0] for s in sentences]
     chunks: list[Chunk] = []
     seen: dict[str, int] = {}
-    for section in doc.sections:
-        body = doc.text[section.start : section.end]
-        ratio = _chars_per_token(body, count_tokens)
-        spans = _split_span(body, section.start, target, overlap, ratio, max_tokens, count_tokens)
-        for (start, end), n_tokens in spans:
-            text = doc.text[start:end]
-            first, last = bisect_left(starts, start), bisect_left(starts, end)
-            chunks.append(
-                Chunk(
-                    chunk_id=_chunk_id(doc.doc_id, text, seen),
-                    doc_id=doc.doc_id,
-                    text=text,
-                    start=start,
-                    end=end,
-                    section=section.title,
-                    page=section.page,
-                    sentences=tuple(_clip(s, end) for s in sentences[first:last]),
-                    n_tokens=n_tokens,
-                )
+    ratio = _chars_per_token(doc.text, count_tokens)
+    spans = _split_span(doc.text, 0, target, overlap, ratio, max_tokens, count_tokens)
+    section_starts = [s.start for s in doc.sections]
+    for (start, end), n_tokens in spans:
+        text = doc.text[start:end]
+        first, last = bisect_left(starts, start), bisect_left(starts, end)
+        section = section_at(doc.sections, section_starts, start)
+        chunks.append(
+            Chunk(
+                chunk_id=_chunk_id(doc.doc_id, text, seen),
+                doc_id=doc.doc_id,
+                text=text,
+                start=start,
+                end=end,
+                section=section.title if section else "",
+                page=section.page if section else None,
+                sentences=tuple(_clip(s, end) for s in sentences[first:last]),
+                n_tokens=n_tokens,
             )
+        )
     return chunks
 
 
@@ -114,10 +117,16 @@ def _split_span(
     return out
 
 
+def section_at(sections: Sequence[Section], starts: Sequence[int], offset: int) -> Section | None:
+    """The section that contains character ``offset`` (sections are sorted by start)."""
+    index = bisect_right(starts, offset) - 1
+    return sections[index] if index >= 0 else (sections[0] if sections else None)
+
+
 def _chars_per_token(body: str, count_tokens: TokenCounter) -> float:
     sample = body[:_RATIO_SAMPLE]
     n_tokens = count_tokens([sample])[0] if sample else 0
-    return max(1.0, len(sample) / max(1, n_tokens))
+    return min(_MAX_CHARS_PER_TOKEN, max(1.0, len(sample) / max(1, n_tokens)))
 
 
 def _clip(span: Span, end: int) -> Span:

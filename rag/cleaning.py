@@ -59,7 +59,10 @@ _ABBREVIATIONS = {
     "etc", "var", "sp", "spp", "min", "max", "suppl", "ed", "eds", "dept", "univ", "mol",
 }
 # A sentence ends at . ! ? (plus closing quotes/brackets) followed by space and a plausible start.
-_BOUNDARY = re.compile(r"[.!?][\"'\u201d\u2019)\]]*(?=\s+[\"'\u201c\u2018(\[]?[A-Z0-9\u0391-\u03a9])")
+_BOUNDARY = re.compile(
+    r"[.!?][\"'\u201d\u2019)\]]*"  # the end mark and any closing quotes or brackets
+    r"(?=\s+[\"'\u201c\u2018(\[]?[A-Z0-9\u0391-\u03a9])"  # then space and a capital or digit
+)
 _PARAGRAPH = re.compile(r"\n+")
 
 

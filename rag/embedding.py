@@ -93,10 +93,10 @@ class Embedder:
         self._tokenizer = self._model.tokenizer
         self.batch_size = settings.batch_size
         self.max_seq_length = int(self._model.max_seq_length or 256)
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
-        )
-        dim = get_dim()
+        if hasattr(self._model, "get_embedding_dimension"):
+            dim = self._model.get_embedding_dimension()
+        else:
+            dim = self._model.get_sentence_embedding_dimension()
         self.dimension = int(dim) if dim else int(self.embed(["x"]).shape[1])
 
     @property

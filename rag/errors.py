@@ -6,7 +6,7 @@ is one, what to do next; the CLI and the UI print the message and never a traceb
     RagError
     ├── ConfigError            a setting has a bad value
     ├── DocumentLoadError      one input file could not be read (the run goes on)
-    ├── IndexError_            the index on disk cannot be used
+    ├── IndexUnusableError     the index on disk cannot be used
     │   ├── IndexNotFoundError     no index at that folder yet
     │   ├── IndexMismatchError     built with another model or splitter settings
     │   └── IndexWriteError        writing failed (disk full, permissions); the old index stays
@@ -25,9 +25,9 @@ __all__ = [
     "DocumentNotFoundError",
     "EmptyCorpusError",
     "FetchError",
-    "IndexError_",
     "IndexMismatchError",
     "IndexNotFoundError",
+    "IndexUnusableError",
     "IndexWriteError",
     "MissingExtraError",
     "QueryError",
@@ -52,19 +52,19 @@ class DocumentLoadError(RagError):
         self.reason = reason
 
 
-class IndexError_(RagError):  # noqa: N801 - the builtin IndexError is a different thing
+class IndexUnusableError(RagError):
     """The index folder cannot be used as it is."""
 
 
-class IndexNotFoundError(IndexError_):
+class IndexNotFoundError(IndexUnusableError):
     """No index exists at the given folder."""
 
 
-class IndexMismatchError(IndexError_):
+class IndexMismatchError(IndexUnusableError):
     """The index was built with another model, dimension or splitter settings."""
 
 
-class IndexWriteError(IndexError_):
+class IndexWriteError(IndexUnusableError):
     """Writing the index failed; the previous index is still in place."""
 
 

@@ -115,7 +115,7 @@ class RAG:
             "index_dir": str(self.index_dir),
             "documents": len(snap.docs),
             "chunks": len(snap.chunks),
-            "sentences": int(len(snap.sent_spans)),
+            "sentences": len(snap.sent_spans),
             "model": manifest.get("model_id"),
             "dtype": manifest.get("dtype"),
             "dimension": manifest.get("dimension"),

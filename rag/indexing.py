@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 
 from rag.chunking import split_document
-from rag.embedding import PREFIX_CHARS, EmbeddedChunk, Embedder, EmbeddingCache, resolve_model
+from rag.embedding import (
+    PREFIX_CHARS,
+    PREFIX_TOKEN_BUDGET,
+    EmbeddedChunk,
+    Embedder,
+    EmbeddingCache,
+    resolve_model,
+)
 from rag.errors import DocumentLoadError, EmptyCorpusError
 from rag.loaders import iter_files, load_file, read_bytes
 from rag.settings import Settings
@@ -42,7 +49,7 @@ def expected_manifest(settings: Settings, dimension: int | None = None) -> dict[
         "format_version": FORMAT_VERSION,
         "model_id": model_id,
         "chunking": {
-            "splitter": "langchain-recursive/tokens-v1",
+            "splitter": "langchain-recursive/tokens-v2",
             "chunk_tokens": settings.chunking.chunk_tokens,
             "overlap_tokens": settings.chunking.overlap_tokens,
         },
@@ -81,7 +88,7 @@ def update_index(
         base = None if rebuild else previous
         plan = _plan(paths, settings, base)
         if not (plan.new_docs or plan.removed) and not rebuild:
-            if not plan.keep and plan.skipped:
+            if not plan.keep:  # no index yet and nothing loadable (or no supported file)
                 raise EmptyCorpusError(_nothing_indexed(plan.skipped))
             return _report(plan, [], 0, started, folder, total_chunks=_count(base))
         model = embedder()
@@ -151,7 +158,7 @@ def _plan(paths: Sequence[str | Path], settings: Settings, base: IndexSnapshot |
     for source, ids in by_path.items():
         inside = any(Path(source) == r or Path(source).is_relative_to(r) for r in roots)
         if inside and source not in seen_paths:
-            plan.removed.extend(ids)
+            plan.removed.extend(d for d in ids if d not in taken)  # taken: moved, not removed
     plan.keep = {d for ids in by_path.values() for d in ids} - set(plan.removed) - {
         d.doc_id for d, _ in plan.new_docs}
     return plan
@@ -168,7 +175,8 @@ def _plan_file(path: Path, root: Path, resolved: str, settings: Settings,
             plan.unchanged.extend(old_ids)
             return
         duplicate_of = by_hash.get(file_hash)
-        if duplicate_of and duplicate_of not in old_ids:
+        if duplicate_of and duplicate_of not in old_ids \
+                and not _file_gone(duplicate_of, base, taken):
             raise DocumentLoadError(str(path), f"same content as document {duplicate_of}; skipped")
         docs = load_file(path, settings.loader, root=root, data=data)
     except DocumentLoadError as exc:
@@ -192,7 +200,8 @@ def _unique_id(doc: Document, base: IndexSnapshot | None, old_ids: list[str],
     """Keep a document's natural id unless another file already holds it."""
     doc_id = doc.doc_id
     owner = base.docs.get(doc_id) if base else None
-    clash = (owner is not None and doc_id not in old_ids and owner.source_path != doc.source_path) \
+    clash = (owner is not None and doc_id not in old_ids and owner.source_path != doc.source_path
+             and not _file_gone(doc_id, base, taken)) \
         or (doc_id in taken and taken[doc_id] != doc.source_path)
     if clash:
         doc_id = f"{doc_id}-{hashlib.sha1(doc.source_path.encode()).hexdigest()[:6]}"
@@ -204,6 +213,22 @@ def _unique_id(doc: Document, base: IndexSnapshot | None, old_ids: list[str],
                     doc.doc_type)
 
 
+def _file_gone(doc_id: str, base: IndexSnapshot | None, taken: dict[str, str]) -> bool:
+    """True when ``doc_id`` is indexed from a file that no longer exists: a file with its
+    content or its id is that file renamed or moved, and takes its place."""
+    record = base.docs.get(doc_id) if base else None
+    return record is not None and doc_id not in taken and not Path(record.source_path).exists()
+
+
+def _title_prefix(title: str, model: Embedder) -> str:
+    """The title given to the model before each chunk, cut to its token budget so that the
+    prefix and a chunk of ``model.max_chunk_tokens`` always fit the model's input."""
+    prefix = title[:PREFIX_CHARS]
+    while prefix and model.count_tokens([prefix])[0] > PREFIX_TOKEN_BUDGET:
+        prefix = prefix[: len(prefix) * 3 // 4].rstrip()
+    return prefix + "\n"
+
+
 def _chunk_and_embed(plan: _Plan, model: Embedder, folder: Path, settings: Settings,
                      progress: Progress | None) -> tuple[list[Chunk], list[EmbeddedChunk], int]:
     chunks: list[Chunk] = []
@@ -212,7 +237,7 @@ def _chunk_and_embed(plan: _Plan, model: Embedder, folder: Path, settings: Setti
         doc_chunks = split_document(doc, count_tokens=model.count_tokens,
                                     max_tokens=model.max_chunk_tokens, settings=settings.chunking)
         chunks.extend(doc_chunks)
-        prefixes.extend([doc.title[:PREFIX_CHARS] + "\n"] * len(doc_chunks))
+        prefixes.extend([_title_prefix(doc.title, model)] * len(doc_chunks))
     local_spans = [tuple((a - c.start, b - c.start) for a, b in c.sentences) for c in chunks]
     cache = EmbeddingCache(folder / "embeddings.sqlite")
     try:
@@ -263,7 +288,8 @@ def _assemble(base: IndexSnapshot | None, kept: list[tuple[int, Chunk]], new_chu
         counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
     return NewGeneration(
         manifest={}, upsert_docs=[], remove_doc_ids=[], chunks=chunks,
-        vectors=np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, dim), np.float32),
+        vectors=(np.vstack(vectors).astype(np.float32) if vectors
+                 else np.zeros((0, dim), np.float32)),
         sent_spans=spans_arr, sent_chunk=rows_arr, sent_vectors=sent_arr, doc_chunk_counts=counts,
     )
 

@@ -93,6 +93,28 @@ class LexicalIndex:
             return np.zeros(self.n_docs, dtype=np.float32)
         return np.asarray(self._model.get_scores(known), dtype=np.float32)  # type: ignore[attr-defined]
 
+    def concept_scores(self, concepts: Sequence[Sequence[Sequence[str]]]) -> np.ndarray:
+        """BM25 summed over concepts, each scored by its best-matching alternative.
+
+        A concept is a list of alternatives (e.g. "DR5" or "TRAIL-R2" or "TNFRSF10B"), each a
+        list of tokens, so synonyms widen recall without multiplying a concept's weight.
+        """
+        total = np.zeros(self.n_docs, dtype=np.float32)
+        for alternatives in concepts:
+            best: np.ndarray | None = None
+            for tokens in alternatives:
+                # Mean over the alternative's tokens: a spelled-out name such as "TNF-related
+                # apoptosis-inducing ligand" must not outweigh the one-token "TRAIL".
+                scores = self.scores(tokens) / max(1, len(tokens))
+                best = scores if best is None else np.maximum(best, scores)
+            if best is not None:
+                total += best
+        return total
+
+    def idf_unseen(self) -> float:
+        """The IDF a token would have if it occurred in no chunk."""
+        return float(np.log(1 + (self.n_docs + 0.5) / 0.5))
+
     def idf(self, token: str) -> float:
         """Inverse document frequency of a stemmed token (0 when unknown)."""
         index = self._vocab.get(token)

@@ -39,8 +39,8 @@ class LoaderSettings(_Section):
 
 
 class ChunkingSettings(_Section):
-    chunk_tokens: int = Field(160, ge=16, description="Target chunk size in model tokens.")
-    overlap_tokens: int = Field(32, ge=0, description="Overlap between neighbouring chunks.")
+    chunk_tokens: int = Field(200, ge=16, description="Target chunk size in model tokens.")
+    overlap_tokens: int = Field(40, ge=0, description="Overlap between neighbouring chunks.")
 
 
 class EmbeddingSettings(_Section):
@@ -63,18 +63,19 @@ class StoreSettings(_Section):
 class RetrievalSettings(_Section):
     k: int = Field(5, gt=0, le=100)
     candidates: int = Field(50, gt=0, description="Hits taken from each retriever before fusion.")
+    fusion: Literal["convex", "rrf"] = "convex"
     rrf_k: int = 60
     dense_weight: float = 1.0
     lexical_weight: float = 1.0
-    per_doc_cap: int = Field(2, ge=1, description="Most passages from one document in the top k.")
-    mmr_lambda: float = Field(0.75, ge=0, le=1)
+    per_doc_cap: int = Field(3, ge=1, description="Most passages from one document in the top k.")
+    mmr_lambda: float = Field(0.85, ge=0, le=1)
     expand_synonyms: bool = True
 
 
 class AnswerSettings(_Section):
     max_sentences: int = Field(4, ge=1, le=5)
     passages_considered: int = 8
-    min_support: float = Field(0.42, description="Support score below which answers refuse.")
+    min_support: float = Field(0.40, description="Support score below which answers refuse.")
     duplicate_similarity: float = 0.9
 
 

@@ -56,6 +56,7 @@ class DocRecord:
     file_hash: str
     meta: dict[str, Any]
     n_chunks: int
+    sections: tuple[Section, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -167,10 +168,11 @@ def open_snapshot(folder: Path) -> IndexSnapshot:
     gen = folder / generation
     with sqlite3.connect(f"file:{gen / 'meta.sqlite'}?mode=ro", uri=True) as db:
         docs = {
-            doc_id: DocRecord(doc_id, title, doc_type, source, fhash, json.loads(meta), n)
-            for doc_id, title, doc_type, source, fhash, meta, n in db.execute(
-                "SELECT doc_id, title, doc_type, source_path, file_hash, meta, n_chunks "
-                "FROM documents"
+            doc_id: DocRecord(doc_id, title, doc_type, source, fhash, json.loads(meta), n,
+                              tuple(Section(**x) for x in json.loads(sections)))
+            for doc_id, title, doc_type, source, fhash, meta, n, sections in db.execute(
+                "SELECT doc_id, title, doc_type, source_path, file_hash, meta, n_chunks, "
+                "sections FROM documents"
             )
         }
         chunks = [
@@ -215,6 +217,10 @@ def write_generation(
                         updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         _fsync_tree(tmp)
+        if (folder / name).exists() and current_generation(folder) != name:
+            # Left by a writer killed after renaming its generation into place but before
+            # switching CURRENT to it: never live, so it is safe to replace.
+            shutil.rmtree(folder / name)
         os.replace(tmp, folder / name)
         _fsync_dir(folder)
         pointer = folder / f".{_CURRENT}.tmp-{os.getpid()}"

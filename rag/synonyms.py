@@ -83,5 +83,7 @@ def build_table(groups: list[list[str]]) -> SynonymTable:
     exact = sorted({n for g in clean for n in g if n in CASE_SENSITIVE}, key=len, reverse=True)
     folded = sorted((k for k in index if k.upper() not in CASE_SENSITIVE), key=len, reverse=True)
     pattern = re.compile(r"(?<=\s)(" + "|".join(re.escape(a) for a in folded) + r")(?=\s)")
-    exact_pattern = re.compile(r"(?<=[\s(/])(" + "|".join(re.escape(a) for a in exact) + r")(?=[\s)/,;:?])")
+    exact_pattern = re.compile(
+        r"(?<=[\s(/])(" + "|".join(re.escape(a) for a in exact) + r")(?=[\s)/,;:?])"
+    )
     return SynonymTable(tuple(clean), index, pattern, exact_pattern)
