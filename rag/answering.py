@@ -68,7 +68,7 @@ def answer_question(
     if mode == "llm":
         from rag.llm import synthesize
 
-        answer = synthesize(answer, found, snap, settings)
+        answer = synthesize(answer, found, snap, embedder, settings)
     done = time.perf_counter()
     timings = {"retrieve": (retrieved - started) * 1000, "answer": (done - retrieved) * 1000,
                "total": (done - started) * 1000}
