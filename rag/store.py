@@ -189,8 +189,12 @@ def open_snapshot(folder: Path) -> IndexSnapshot:
         sent_vectors = sent["vectors"]
     lexical = LexicalIndex.load(gen / "bm25", len(chunks))
     vector_index = _load_vector_index(gen, manifest, vectors)
+    # Opened now, not on first use: an open handle keeps this generation's documents readable
+    # even after a later write has replaced and deleted the folder.
+    db = sqlite3.connect(f"file:{gen / 'meta.sqlite'}?mode=ro", uri=True,
+                         check_same_thread=False)
     return IndexSnapshot(folder, generation, manifest, docs, chunks, vectors, sent_spans,
-                         sent_chunk, sent_vectors, lexical, vector_index)
+                         sent_chunk, sent_vectors, lexical, vector_index, _db=db)
 
 
 def write_generation(
