@@ -1,4 +1,4 @@
-"""A small NCBI E-utilities client: rate-limited, retrying and polite.
+"""A small NCBI E-utilities client (rate-limited, retrying, polite) and its answer formats.
 
 Every request carries ``tool``, ``email`` and (when set) ``api_key``; requests are spaced at
 most 3 per second, or 10 per second with an API key, as NCBI asks. 429 and 5xx answers,
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -21,19 +22,34 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
-import defusedxml.ElementTree as safe_et
 import httpx
 from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as parse_safely
 
 from rag.errors import FetchError
 from rag.settings import FetchSettings
 
-__all__ = ["EutilsClient", "EutilsHTTPError", "RateLimiter", "SearchResult", "parse_esearch"]
+__all__ = [
+    "Batch",
+    "EutilsClient",
+    "EutilsHTTPError",
+    "RateLimiter",
+    "Record",
+    "SearchResult",
+    "classify_jats",
+    "parse_esearch",
+    "read_record",
+    "split_pubmed_set",
+]
 
 MAX_SEARCH_IDS = 10_000  # PubMed's esearch hands out at most the first 10,000 ids
 MAX_DELAY_S = 60.0
+_PMID_RE = re.compile(rb"<PMID[^>]*>\s*(\d+)\s*</PMID>")
+_ARTICLE_RE = re.compile(rb"<PubmedArticle[\s>].*?</PubmedArticle>", re.S)
+_XML_HEAD = b'<?xml version="1.0" encoding="UTF-8"?>\n<PubmedArticleSet>\n'
 
 
 class EutilsHTTPError(FetchError):
@@ -134,6 +150,7 @@ class EutilsClient:
         data = {**params, **self._polite_params()}
         attempts = self.settings.retries + 1
         problem, status = "", 0
+        retry_after: float | None = None
         for attempt in range(attempts):
             if attempt:
                 self._sleep(self._delay(attempt - 1, retry_after))
@@ -153,8 +170,7 @@ class EutilsClient:
                 return response
             problem = f"HTTP {status} {response.reason_phrase}".strip()
             if status != 429 and status < 500:
-                raise EutilsHTTPError(f"{endpoint}: {problem}: {_excerpt(response.text)}",
-                                      status)
+                raise EutilsHTTPError(f"{endpoint}: {problem}: {_error_text(response)}", status)
             retry_after = _retry_after(response.headers.get("Retry-After"))
         tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
         if status:
@@ -188,7 +204,7 @@ def parse_esearch(body: bytes, term: str) -> SearchResult:
 
 def _esearch_from_json(body: bytes, term: str) -> SearchResult:
     try:
-        data = json.loads(body)
+        data = json.loads(body, strict=False)  # NCBI's JSON may hold raw control characters
     except ValueError as exc:
         raise FetchError(f"esearch: malformed JSON answer: {exc}") from exc
     result = data.get("esearchresult") if isinstance(data, dict) else None
@@ -212,7 +228,7 @@ def _esearch_from_json(body: bytes, term: str) -> SearchResult:
 
 def _esearch_from_xml(body: bytes, term: str) -> SearchResult:
     try:
-        root = safe_et.fromstring(body)
+        root = parse_safely(body)
     except (ET.ParseError, DefusedXmlException) as exc:
         raise FetchError(f"esearch: malformed XML answer: {exc}") from exc
     return _search_result(
@@ -241,11 +257,133 @@ def _search_result(term: str, *, error: str, count: Any, ids: Sequence[Any], web
         total = int(count)
     except (TypeError, ValueError) as exc:
         raise FetchError(f"esearch: count {count!r} is not a number") from exc
-    notes = [f"not found in PubMed: {', '.join(map(str, phrases_not_found))}"]
-    notes = notes[:1] if phrases_not_found else []
+    notes = ([f"not found in PubMed: {', '.join(map(str, phrases_not_found))}"]
+             if phrases_not_found else [])
     notes += [w for w in warnings if w != "No items found."]
     clean_ids = tuple(str(i).strip() for i in ids if str(i).strip().isdigit())
     return SearchResult(total, clean_ids, webenv, query_key, tuple(notes))
+
+
+# -- efetch answers ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One PubMed article as the bytes of its own file."""
+
+    pmid: str
+    xml: bytes
+    pmcid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """An efetch answer split into records. ``problems`` pairs a PMID ("?" if unreadable)
+    with why its record was dropped; ``usable`` is False for a wholly garbled answer."""
+
+    records: tuple[Record, ...]
+    problems: tuple[tuple[str, str], ...] = ()
+    usable: bool = True
+    error: str = ""
+
+
+def split_pubmed_set(body: bytes) -> Batch:
+    """Split an efetch ``PubmedArticleSet`` into one record per article. A malformed article
+    is dropped and named in ``problems``; the others are kept."""
+    try:
+        root = parse_safely(body)
+    except DefusedXmlException as exc:
+        return Batch((), usable=False, error=f"unsafe XML refused ({type(exc).__name__})")
+    except ET.ParseError:
+        return _split_segments(body)
+    if _local(root.tag) != "PubmedArticleSet":
+        text = " ".join(" ".join(root.itertext()).split())[:200]
+        return Batch((), usable=False, error=f"unexpected efetch answer <{root.tag}> {text}")
+    records, problems = [], []
+    for article in root.findall("PubmedArticle"):
+        try:
+            records.append(_record_from(article))
+        except _BadRecordError as exc:
+            pmid = (article.findtext("MedlineCitation/PMID") or "").strip() or "?"
+            problems.append((pmid, str(exc)))
+    return Batch(tuple(records), tuple(problems))
+
+
+def _split_segments(body: bytes) -> Batch:
+    """The answer as a whole does not parse: parse each ``<PubmedArticle>`` on its own."""
+    records, problems = [], []
+    for match in _ARTICLE_RE.finditer(body):
+        found = _PMID_RE.search(match.group(0))
+        pmid = found.group(1).decode() if found else "?"
+        try:
+            records.append(_record_from(parse_safely(match.group(0))))
+        except DefusedXmlException as exc:
+            problems.append((pmid, f"unsafe XML refused ({type(exc).__name__})"))
+        except ET.ParseError as exc:
+            problems.append((pmid, f"malformed XML: {exc}"))
+        except _BadRecordError as exc:
+            problems.append((pmid, str(exc)))
+    if records:
+        return Batch(tuple(records), tuple(problems))
+    why = problems[0][1] if problems else "no PubmedArticle records"
+    return Batch((), tuple(problems), usable=False, error=f"malformed efetch answer: {why}")
+
+
+class _BadRecordError(Exception):
+    pass
+
+
+def _record_from(article: ET.Element) -> Record:
+    pmid = (article.findtext("MedlineCitation/PMID") or "").strip()
+    if not pmid.isdigit():
+        raise _BadRecordError("a PubmedArticle without a valid PMID")
+    if article.find("MedlineCitation/Article") is None:
+        raise _BadRecordError(f"PMID {pmid}: no Article element")
+    article.tail = "\n"
+    xml = _XML_HEAD + ET.tostring(article, encoding="utf-8") + b"</PubmedArticleSet>\n"
+    return Record(pmid, xml, _pmcid_of(article))
+
+
+def _pmcid_of(article: ET.Element) -> str | None:
+    for article_id in article.iterfind("PubmedData/ArticleIdList/ArticleId"):
+        value = (article_id.text or "").strip().upper()
+        if article_id.get("IdType") == "pmc" and value.removeprefix("PMC").isdigit():
+            return f"PMC{value.removeprefix('PMC')}"
+    return None
+
+
+def read_record(path: Path, pmid: str) -> Record | None:
+    """The record saved at ``path`` if it parses and holds ``pmid``, else None."""
+    try:
+        root = parse_safely(path.read_bytes())
+    except (OSError, ET.ParseError, DefusedXmlException):
+        return None
+    article = root.find("PubmedArticle")
+    if article is None or (article.findtext("MedlineCitation/PMID") or "").strip() != pmid:
+        return None
+    return Record(pmid, b"", _pmcid_of(article))
+
+
+def classify_jats(body: bytes) -> tuple[str, str]:
+    """("fetched", "") for a full-text JATS article, else ("skipped"/"failed", reason)."""
+    try:
+        root = parse_safely(body)
+    except DefusedXmlException as exc:
+        return "failed", f"unsafe XML refused ({type(exc).__name__})"
+    except ET.ParseError as exc:
+        return "failed", f"malformed XML: {exc}"
+    articles = [root] if _local(root.tag) == "article" else [
+        a for a in root if _local(a.tag) == "article"]
+    if not articles:
+        said = " ".join(" ".join(root.itertext()).split())[:200]
+        return "skipped", "no JATS article returned" + (f": {said}" if said else "")
+    if articles[0].find("body") is None:
+        return "skipped", "not in the PMC open-access subset (no full-text body)"
+    return "fetched", ""
+
+
+def _local(tag: Any) -> str:
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -263,6 +401,16 @@ def _retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _error_text(response: httpx.Response) -> str:
+    """NCBI's own words for an error: the ``error`` field of a JSON body (which is all we
+    show, since the rest echoes the API key), else the start of the body."""
+    try:
+        data = response.json()
+    except ValueError:
+        return _excerpt(response.text)
+    return _excerpt(str(data.get("error") if isinstance(data, dict) else data))
 
 
 def _excerpt(text: str, limit: int = 200) -> str:
