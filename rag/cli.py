@@ -1,7 +1,8 @@
 """Command line: ``python -m rag COMMAND``. A thin shell over the facade: parse, call, print.
 
 Exit codes: 0 success, 1 a library error (message on stderr), 2 bad usage, 3 the question had
-no supporting evidence (``ask`` only, with ``--strict``).
+no supporting evidence (``ask`` only, with ``--strict``), 4 a PubMed query matched nothing
+(``fetch`` only).
 """
 
 from __future__ import annotations
