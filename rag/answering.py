@@ -22,6 +22,7 @@ import numpy as np
 
 from rag.chunking import section_at
 from rag.embedding import Embedder
+from rag.errors import QueryError
 from rag.lexical import tokenize
 from rag.retrieval import Concept, Retrieval, retrieve
 from rag.settings import Settings
@@ -60,6 +61,8 @@ def answer_question(
     filters: Mapping[str, Any] | None = None,
     mode: str = "extractive",
 ) -> Answer:
+    if mode not in ("extractive", "llm"):
+        raise QueryError(f"unknown answer mode {mode!r}; use 'extractive' or 'llm'")
     started = time.perf_counter()
     depth = max(k, settings.answer.passages_considered)
     found = retrieve(question, snap, embedder, settings.retrieval, k=depth, filters=filters)

@@ -131,8 +131,14 @@ def _verify(reply: str, rows: list[int], snap: IndexSnapshot,
         n = len(citations) + 1
         citations.append(make_citation(
             n, ScoredSentence(sent_row, chunk_row, 0, start, end, score, score, 0.0), snap))
-        kept.append(_MARKERS.sub("", piece).rstrip().rstrip(".") + f" [{n}].")
+        kept.append(_without_markers(piece).rstrip(".") + f" [{n}].")
     return kept, citations, dropped
+
+
+def _without_markers(piece: str) -> str:
+    """``"A binds B [1] [2]."`` -> ``"A binds B."`` (no space left before punctuation)."""
+    text = " ".join(_MARKERS.sub("", piece).split())
+    return re.sub(r"\s+(?=[.,;:!?])", "", text)
 
 
 def _marker_numbers(piece: str) -> list[int]:

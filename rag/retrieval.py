@@ -156,10 +156,12 @@ def _passes(key: str, value: Any, doc_id: str, meta: Mapping[str, Any]) -> bool:
 
 def _term_matches(wanted: str, have: list[str]) -> bool:
     table = load_synonyms()
-    target = normalize_term(table.canonical(wanted) or wanted)
+    target = f" {normalize_term(table.canonical(wanted) or wanted)} "
     for item in have:
-        name = normalize_term(table.canonical(item) or item)
-        if target == name or target in normalize_term(item) or target in name:
+        # Whole words only: "ALL" must not match "small lymphocytic lymphoma", nor "clinical"
+        # match "preclinical in vitro".
+        name = f" {normalize_term(table.canonical(item) or item)} "
+        if target == name or target in f" {normalize_term(item)} " or target in name:
             return True
     return False
 

@@ -18,8 +18,10 @@ CASE_SENSITIVE = frozenset({"ALL", "OS", "LIT", "KILLER", "MM", "IFN", "IAP", "I
 
 
 def normalize_term(term: str) -> str:
-    """Lowercase; hyphens, slashes, dashes and spaces all become one space."""
-    return " ".join(re.split(r"[\s\-\u2010-\u2015/]+", term.lower())).strip()
+    """Lowercase; hyphens, slashes, dashes and spaces all become one space; apostrophes go
+    ("non-Hodgkin's lymphoma" -> "non hodgkins lymphoma")."""
+    term = re.sub(r"['\u2019]", "", term.lower())
+    return " ".join(re.split(r"[\s\-\u2010-\u2015/]+", term)).strip()
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,13 @@ class SynonymTable:
         """Names in ``text`` that the table knows, each with its whole group."""
         found: list[tuple[str, tuple[str, ...]]] = []
         seen: set[int] = set()
-        stripped = re.sub(r"\.(?=\s|$)|[^\w\s\-/.κα-ω]", " ", text)
+        stripped = re.sub(r"\.(?=\s|$)|[^\w\s\-/.κα-ω]", " ", re.sub(r"['\u2019]", "", text))
         normalized = " " + normalize_term(stripped) + " "
         hits = [m.group(1) for m in self._pattern.finditer(normalized)]
-        hits += [m.group(1).lower() for m in self._exact.finditer(f" {stripped} ")]
+        acronyms = [m.group(1).lower() for m in self._exact.finditer(f" {stripped} ")]
+        # An acronym inside a longer name already found ("IAP" in "IAP antagonist") is not a
+        # name of its own.
+        hits += [a for a in acronyms if not any(f" {a} " in f" {hit} " for hit in hits)]
         for hit in hits:
             group = self._index[hit]
             if group not in seen:
@@ -80,7 +85,10 @@ def build_table(groups: list[list[str]]) -> SynonymTable:
                 raise ConfigError(f"synonym {name!r} appears in two groups")
             index[key] = number
         clean.append(names)
-    exact = sorted({n for g in clean for n in g if n in CASE_SENSITIVE}, key=len, reverse=True)
+    # CASE_SENSITIVE is upper case; names keep the table's spelling ("IAPs").
+    exact = sorted(
+        {n for g in clean for n in g if n.upper() in CASE_SENSITIVE}, key=len, reverse=True
+    )
     folded = sorted((k for k in index if k.upper() not in CASE_SENSITIVE), key=len, reverse=True)
     pattern = re.compile(r"(?<=\s)(" + "|".join(re.escape(a) for a in folded) + r")(?=\s)")
     exact_pattern = re.compile(
