@@ -88,9 +88,10 @@ def _split_span(
     max_tokens: int,
     count_tokens: TokenCounter,
 ) -> list[tuple[Span, int]]:
+    overlap_chars = int(overlap * ratio)
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=max(32, int(target * ratio)),
-        chunk_overlap=int(overlap * ratio),
+        chunk_overlap=overlap_chars,
         separators=_SEPARATORS,
         is_separator_regex=True,
         keep_separator="end",
@@ -104,7 +105,9 @@ def _split_span(
         local = body.find(piece, cursor)
         if local < 0:  # cannot happen for a splitter that only cuts; keep the guard cheap
             local = body.find(piece)
-        cursor = local + 1
+        # The next piece starts at most ``overlap_chars`` before this one ends; searching from
+        # there keeps a piece of repeated text at its own place, not at an earlier copy.
+        cursor = max(local + 1, local + len(piece) - overlap_chars)
         start, end = offset + local, offset + local + len(piece)
         if n_tokens <= max_tokens:
             out.append(((start, end), n_tokens))

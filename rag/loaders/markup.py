@@ -45,6 +45,9 @@ class _Extractor(HTMLParser):
             return
         if tag == "title":
             self._in_title = True
+        if tag == "body":  # HTML may omit </head>; the body always ends it
+            self._skip_stack.clear()
+            return
         if tag in _SKIP and tag not in _VOID:
             self._skip_stack.append(tag)
             return

@@ -12,6 +12,8 @@ from rag.loaders.common import assemble, coerce_year, default_doc_id
 from rag.settings import LoaderSettings
 from rag.types import Document
 
+# Values PDF writers fill in when the author gave none (reportlab, word processors).
+_PLACEHOLDERS = {"", "untitled", "untitled document", "anonymous", "unknown"}
 _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>]+[^\s\"<>.,;)])")
 
 
@@ -43,7 +45,7 @@ def load_pdf(data: bytes, name: str, settings: LoaderSettings) -> list[Document]
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError,
             RecursionError, IndexError, AssertionError, ZeroDivisionError) as exc:
         raise DocumentLoadError(name, f"corrupt or unreadable PDF ({type(exc).__name__})") from exc
-    except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds on hostile files
+    except Exception as exc:
         raise DocumentLoadError(name, f"unreadable PDF ({type(exc).__name__}: {exc})") from exc
     if not any(text.strip() for _, text, _ in pages):
         raise DocumentLoadError(name, "PDF has no text layer (a scan?); run OCR on it first")
@@ -59,7 +61,7 @@ def load_pdf(data: bytes, name: str, settings: LoaderSettings) -> list[Document]
 def _decrypt(reader: Any) -> bool:
     try:
         return bool(reader.decrypt(""))
-    except Exception:  # noqa: BLE001 - missing crypto backend or a real password
+    except Exception:
         return False
 
 
@@ -67,12 +69,12 @@ def _pdf_meta(info: Any, pages: list[tuple[str, str, int]], name: str) -> dict[s
     meta: dict[str, Any] = {}
     title = str(info.get("/Title") or "").strip()
     first_text = pages[0][1] if pages else ""
-    if not title:
+    if title.lower() in _PLACEHOLDERS:
         lines = [ln.strip() for ln in first_text.splitlines() if len(ln.strip()) > 8]
         title = lines[0][:200] if lines else default_doc_id(name)
     meta["title"] = title
     author = str(info.get("/Author") or "").strip()
-    if author:
+    if author.lower() not in _PLACEHOLDERS:
         meta["authors"] = [a.strip() for a in re.split(r";|,\s(?=[A-Z])", author) if a.strip()]
     year = coerce_year(info.get("/CreationDate"))
     if year:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-import defusedxml.ElementTree as safe_et
+import defusedxml.ElementTree as safe_et  # noqa: N813
 from defusedxml import DefusedXmlException
 
 from rag.errors import DocumentLoadError

@@ -1,0 +1,173 @@
+"""The synonym table (rag/data/synonyms.yaml) and query expansion with it. No model needed."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pytest
+import yaml
+
+from rag.errors import ConfigError
+from rag.retrieval import query_concepts
+from rag.synonyms import CASE_SENSITIVE, build_table, load_synonyms, normalize_term
+
+
+def _raw_groups() -> list[list[str]]:
+    text = resources.files("rag").joinpath("data/synonyms.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)["groups"]
+
+
+RAW_GROUPS = _raw_groups()
+ALL_NAMES = [(group[0], name) for group in RAW_GROUPS for name in group]
+
+
+def test_table_loads() -> None:
+    table = load_synonyms()
+    assert len(table.groups) == len(RAW_GROUPS) > 40
+    assert load_synonyms() is table  # loaded once
+
+
+@pytest.mark.parametrize("group", RAW_GROUPS, ids=[g[0] for g in RAW_GROUPS])
+def test_group_has_two_or_more_distinct_names(group: list[str]) -> None:
+    assert all(isinstance(name, str) and name.strip() == name and name for name in group)
+    assert len({normalize_term(name) for name in group}) >= 2
+
+
+@pytest.mark.parametrize(("canonical", "name"), ALL_NAMES,
+                         ids=[f"{c}:{n}" for c, n in ALL_NAMES])
+def test_every_name_resolves_to_its_canonical_name(canonical: str, name: str) -> None:
+    table = load_synonyms()
+    assert table.canonical(name) == canonical
+    assert canonical in table.group_of(name)
+
+
+def test_no_name_is_in_two_groups() -> None:
+    owner: dict[str, str] = {}
+    for group in RAW_GROUPS:
+        for name in group:
+            key = normalize_term(name)
+            assert owner.setdefault(key, group[0]) == group[0], (
+                f"{name!r} is in the groups of {owner[key]!r} and {group[0]!r}"
+            )
+
+
+@pytest.mark.parametrize(("canonical", "name"), ALL_NAMES,
+                         ids=[f"{c}:{n}" for c, n in ALL_NAMES])
+def test_every_name_is_found_in_running_text(canonical: str, name: str) -> None:
+    """Written as in the table, each name is found, and it yields only its own group."""
+    found = load_synonyms().find(f"Is {name} relevant here?")
+    assert [group[0] for _, group in found] == [canonical]
+
+
+def test_case_sensitive_names_are_in_the_table() -> None:
+    table = load_synonyms()
+    for name in CASE_SENSITIVE:
+        assert table.canonical(name) is not None, name
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        pytest.param("Does TRAIL kill ALL blasts?", "ALL", id="ALL-capitals"),
+        pytest.param("TRAIL in pediatric (ALL) samples", "ALL", id="ALL-in-brackets"),
+        pytest.param("Is OS longer with aponermin?", "overall survival", id="OS-capitals"),
+        pytest.param("MM cells resist TRAIL", "MM", id="MM-capitals"),
+        pytest.param("KILLER/DR5 expression", "DR5", id="KILLER/DR5"),
+        pytest.param("Does IFN induce TRAIL?", "interferon", id="IFN-capitals"),
+    ],
+)
+def test_acronyms_match_in_capitals(text: str, canonical: str) -> None:
+    assert canonical in [group[0] for _, group in load_synonyms().find(text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        pytest.param("Do all cells die after TRAIL?", "ALL", id="all-cells"),
+        pytest.param("All of them responded", "ALL", id="All-sentence-start"),
+        pytest.param("Does the os matter?", "overall survival", id="os-lowercase"),
+        pytest.param("tumours of 5 mm", "MM", id="mm-unit"),
+        pytest.param("natural killer activity", "DR5", id="killer-lowercase"),
+        pytest.param("a lit cell", "DcR1", id="lit-lowercase"),
+    ],
+)
+def test_acronyms_do_not_match_in_lower_case(text: str, canonical: str) -> None:
+    assert canonical not in [group[0] for _, group in load_synonyms().find(text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        pytest.param("trail-r2 levels", "DR5", id="lowercase-hyphen"),
+        pytest.param("TRAIL R2 levels", "DR5", id="space-for-hyphen"),
+        pytest.param("TRAIL\u2011R2 levels", "DR5", id="non-breaking-hyphen"),
+        pytest.param("Acute Myeloid Leukaemia", "AML", id="british-title-case"),
+        pytest.param("NF-\u03baB activation", "NF-\u03baB", id="greek-kappa"),
+        pytest.param("Apo2L.0 was given", "dulanermin", id="name-with-dot"),
+        pytest.param("Is DR5 expressed?", "DR5", id="before-question-mark"),
+    ],
+)
+def test_names_match_across_spellings(text: str, canonical: str) -> None:
+    assert canonical in [group[0] for _, group in load_synonyms().find(text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        pytest.param("non-Hodgkin's lymphoma", "NHL", id="apostrophe"),
+        pytest.param("non-Hodgkin\u2019s lymphoma", "NHL", id="curly-apostrophe"),
+        pytest.param("Hodgkins lymphoma", "Hodgkin lymphoma", id="no-apostrophe"),
+        pytest.param("an IAP antagonist", "SMAC mimetic", id="acronym-inside-longer-name"),
+    ],
+)
+def test_one_name_gives_one_group(text: str, canonical: str) -> None:
+    assert [group[0] for _, group in load_synonyms().find(text)] == [canonical]
+
+
+def test_longest_name_wins() -> None:
+    found = load_synonyms().find("death receptor 5 on myeloma cells")
+    assert [hit for hit, _ in found] == ["death receptor 5", "myeloma"]
+
+
+def test_expand_adds_every_name_of_each_group_once() -> None:
+    table = load_synonyms()
+    extra = table.expand("DR5 and TRAIL-R2 in AML")
+    assert extra == [*table.group_of("DR5"), *table.group_of("AML")]
+    assert "TNFRSF10B" in extra and "acute myeloid leukemia" in extra
+    assert table.expand("sourdough bread") == []
+
+
+def test_query_concepts_group_synonyms_into_one_concept() -> None:
+    concepts = query_concepts("Does DR5 matter in AML?")
+    dr5, aml, matter = concepts[0], concepts[1], concepts[2]
+    assert dr5[0] == ("dr5",)  # the question's own wording comes first
+    assert ("trailr2", "trail", "r2") in dr5 and ("tnfrsf10b",) in dr5
+    assert aml[0] == ("aml",) and ("acut", "myeloid", "leukemia") in aml
+    assert matter == (("matter",),)
+    assert len(concepts) == 3
+
+
+def test_query_concepts_without_expansion_keep_only_the_words() -> None:
+    assert query_concepts("Does DR5 matter in AML?", expand=False) == [
+        (("dr5",),), (("matter",),), (("aml",),),
+    ]
+
+
+def test_lowercase_all_is_an_ordinary_word_in_queries() -> None:
+    concepts = query_concepts("Do all ALL blasts respond?")
+    flat = [alt for concept in concepts for alt in concept]
+    assert ("acut", "lymphoblast", "leukemia") in flat
+
+
+@pytest.mark.parametrize(
+    ("groups", "message"),
+    [
+        pytest.param([["DR5"]], "at least two names", id="one-name"),
+        pytest.param([["DR5", "TRAIL-R2"], ["TRAIL R2", "KILLER"]], "two groups",
+                     id="name-in-two-groups"),
+        pytest.param([["DR5", " "]], "at least two names", id="blank-name"),
+    ],
+)
+def test_bad_tables_are_refused(groups: list[list[str]], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_table(groups)
