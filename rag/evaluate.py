@@ -120,7 +120,7 @@ def evaluate_file(rag: RAG, path: Path, *, k: int = 10, baselines: bool = False,
                            "support_score": round(answer.support_score, 3),
                            "why": "refused" if not answer.supported else "answer lacks a fact"})
     n_ans = max(1, len(answerable))
-    ours = _retrieval_metrics(ranks, k)
+    ours: dict[str, float | None] = dict(_retrieval_metrics(ranks, k))
     ours.update({
         "answer_hit": hits / n_ans,
         "citation_valid": valid / markers if markers else 1.0,

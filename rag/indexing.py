@@ -125,7 +125,7 @@ def remove_documents(
         if not present:
             return []
         kept = [(row, c) for row, c in enumerate(previous.chunks) if c.doc_id not in wanted]
-        dim = int(previous.manifest.get("dimension", previous.vectors.shape[1]))
+        dim = int(previous.manifest.get("dimension") or previous.vectors.shape[1])
         generation = _assemble(previous, kept, [], [], dim)
         generation.manifest = dict(previous.manifest, documents=len(previous.docs) - len(present),
                                    chunks=len(generation.chunks))
@@ -186,8 +186,8 @@ def _plan_file(path: Path, root: Path, resolved: str, settings: Settings,
         plan.skipped.append(SkippedFile(str(path), f"cannot read: {exc}"))
         return
     by_hash[file_hash] = docs[0].doc_id
-    for doc in docs:
-        doc = _unique_id(doc, base, old_ids, taken)
+    for loaded in docs:
+        doc = _unique_id(loaded, base, old_ids, taken)
         if doc is None:
             continue
         taken[doc.doc_id] = resolved

@@ -307,9 +307,9 @@ def _load_vector_index(gen: Path, manifest: dict[str, Any], vectors: np.ndarray)
         return index
     from rag.vectorindex import configure_search
 
-    index = faiss.read_index(str(gen / "vectors.faiss"))
-    configure_search(index, manifest)
-    return index
+    approximate = faiss.read_index(str(gen / "vectors.faiss"))
+    configure_search(approximate, manifest)
+    return approximate
 
 
 def _remove_old_generations(folder: Path, *, keep: int) -> None:

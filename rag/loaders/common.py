@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from rag.cleaning import clean_text, slugify
@@ -53,7 +54,7 @@ def decode_text(data: bytes, name: str) -> str:
 
 
 def assemble(
-    parts: list[tuple[str, str, int | None]],
+    parts: Sequence[tuple[str, str, int | None]],
     *,
     name: str,
     doc_id: str,

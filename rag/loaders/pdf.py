@@ -39,7 +39,7 @@ def load_pdf(data: bytes, name: str, settings: LoaderSettings) -> list[Document]
             )
         pages = [(f"page {i}", page.extract_text() or "", i)
                  for i, page in enumerate(reader.pages, start=1)]
-        info = reader.metadata or {}
+        info: Any = reader.metadata or {}
     except DocumentLoadError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError,

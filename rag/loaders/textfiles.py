@@ -64,7 +64,8 @@ def _load_pubmed_page(lines: list[str], name: str, settings: LoaderSettings) -> 
     title = next((ln.strip() for ln in lines if ln.strip()), "")
     meta["title"] = title
     parts: list[tuple[str, str, int | None]] = []
-    section, buffer = "", []
+    section = ""
+    buffer: list[str] = []
     for line in lines[1:]:
         stripped = line.strip()
         id_match = _ID_LINE.match(line)
@@ -109,7 +110,8 @@ def load_markdown(data: bytes, name: str, settings: LoaderSettings) -> list[Docu
         meta = parse_front_matter(match.group(1), name)
         text = text[match.end():]
     parts: list[tuple[str, str, int | None]] = []
-    section, buffer = "", []
+    section = ""
+    buffer: list[str] = []
     for line in text.splitlines():
         heading = _MD_HEADING.match(line)
         if heading:
