@@ -190,9 +190,9 @@ def make_citation(n: int, sentence: ScoredSentence, snap: IndexSnapshot) -> Cita
 
 def _reference(meta: Mapping[str, Any], title: str) -> str:
     authors = meta.get("authors") or []
-    lead = (authors[0] + (" et al." if len(authors) > 1 else "")) if authors else ""
-    parts = [p for p in (lead, title, meta.get("journal"), meta.get("year")) if p]
-    return ". ".join(str(p) for p in parts)
+    lead = (authors[0] + (" et al" if len(authors) > 1 else "")) if authors else ""
+    parts = [str(p).rstrip(".") for p in (lead, title, meta.get("journal"), meta.get("year")) if p]
+    return ". ".join(parts) + "." if parts else ""
 
 
 def _opt(value: Any) -> str | None:

@@ -33,6 +33,7 @@ class RAG:
         self._snapshot: IndexSnapshot | None = None
         self._embedder: Embedder | None = None
         self._lock = threading.RLock()
+        self._model_lock = threading.Lock()  # loading the model must not block index reads
         self._components: Any = None
         self.refresh()
 
@@ -69,7 +70,7 @@ class RAG:
         return current_generation(self.index_dir) is not None
 
     def embedder(self) -> Embedder:
-        with self._lock:
+        with self._model_lock:
             if self._embedder is None:
                 self._embedder = Embedder(self.settings.embedding)
             return self._embedder

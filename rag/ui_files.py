@@ -1,0 +1,132 @@
+"""Files for the web UI: saving uploads safely, and reading the login setting.
+
+Uploads are copied into one folder (``settings.ui.upload_dir``) under a sanitised name; only
+the document types the loaders read are accepted, and only up to ``ui.max_upload_mb``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.errors import ConfigError
+from rag.types import SkippedFile
+
+__all__ = [
+    "UPLOAD_EXTENSIONS",
+    "Upload",
+    "parse_auth",
+    "remove_upload",
+    "sanitize_filename",
+    "save_uploads",
+]
+
+UPLOAD_EXTENSIONS = (".pdf", ".txt", ".md", ".markdown", ".html", ".htm", ".xml")
+_MAX_NAME = 120
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One file received by the server: where Gradio put it and the name the user gave it."""
+
+    path: Path
+    name: str
+
+
+def sanitize_filename(name: str) -> str:
+    """A safe basename: no folders, letters (any script), digits and ``._-`` only.
+
+    >>> sanitize_filename("../../etc/My Notes (v2).md")
+    'My_Notes_v2.md'
+    """
+    base = unicodedata.normalize("NFKC", name.replace("\\", "/").rsplit("/", 1)[-1])
+    kept = "".join(ch if (ch.isalnum() or ch in "._-") and ch.isprintable() else "_"
+                   for ch in base)
+    while "__" in kept:
+        kept = kept.replace("__", "_")
+    stem, dot, ext = kept.rpartition(".")
+    if not dot:
+        stem, ext = kept, ""
+    stem = stem.strip("._-")[: _MAX_NAME - len(ext) - 1] or "upload"
+    return f"{stem}.{ext.lower()}" if ext else stem
+
+
+def save_uploads(files: Iterable[Upload], folder: Path, *,
+                 max_mb: float) -> tuple[list[Path], list[SkippedFile]]:
+    """Copy accepted files into ``folder``; return the saved paths and the refused files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    saved: list[Path] = []
+    refused: list[SkippedFile] = []
+    for upload in files:
+        reason = _refusal(upload, max_mb)
+        if reason:
+            refused.append(SkippedFile(upload.name, reason))
+            continue
+        target = folder / sanitize_filename(upload.name)
+        partial = target.with_name(f".{target.name}.part")
+        try:
+            shutil.copyfile(upload.path, partial)
+            os.replace(partial, target)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            refused.append(SkippedFile(upload.name, f"could not be saved: {exc.strerror}"))
+            continue
+        saved.append(target)
+    return saved, refused
+
+
+def _refusal(upload: Upload, max_mb: float) -> str | None:
+    ext = Path(sanitize_filename(upload.name)).suffix.lower()
+    if ext not in UPLOAD_EXTENSIONS:
+        return (f"type {ext or '(none)'} is not accepted; use "
+                f"{', '.join(UPLOAD_EXTENSIONS)}")
+    if upload.path.is_symlink() or not upload.path.is_file():
+        return "not a regular file"
+    size_mb = upload.path.stat().st_size / 1024 / 1024
+    if size_mb > max_mb:
+        return f"{size_mb:.1f} MB is over the {max_mb:g} MB upload limit"
+    return None
+
+
+def remove_upload(source_path: str, folder: Path) -> bool:
+    """Delete an uploaded file after its document left the index (only inside ``folder``)."""
+    path = Path(source_path)
+    try:
+        inside = path.resolve().parent == folder.resolve()
+    except OSError:
+        return False
+    if inside and path.is_file():
+        path.unlink()
+        return True
+    return False
+
+
+def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
+    """``"user:password"``, or a file with one ``user:password`` per line (``#`` comments)."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if path.is_file():
+        try:
+            lines: Sequence[str] = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ConfigError(f"auth file {path}: {exc.strerror}") from exc
+        where = f"auth file {path}"
+    else:
+        lines, where = [value], "RAG_AUTH"
+    users = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, password = line.partition(":")
+        if not sep or not user or not password:
+            raise ConfigError(f"{where}: expected user:password (or a file of such lines)")
+        users.append((user, password))
+    if not users:
+        raise ConfigError(f"{where}: no user:password lines")
+    return users
