@@ -80,7 +80,9 @@ def split_note(path: Path) -> tuple[object, str]:
 
 def load_meta(path: Path) -> dict:
     meta, _ = split_note(path)
-    assert isinstance(meta, dict), f"{path.name}: front matter is not a mapping (got {type(meta).__name__})"
+    assert isinstance(meta, dict), (
+        f"{path.name}: front matter is not a mapping (got {type(meta).__name__})"
+    )
     return meta
 
 
@@ -134,14 +136,18 @@ def topic_map_keys() -> list[str]:
 
 
 def note_param(paths):
-    return pytest.mark.parametrize("path", paths, ids=[p.relative_to(SEEDS_DIR).as_posix() for p in paths])
+    return pytest.mark.parametrize(
+        "path", paths, ids=[p.relative_to(SEEDS_DIR).as_posix() for p in paths]
+    )
 
 
 # --------------------------------------------------------------------------- per-note tests
 
 
 def test_enough_notes():
-    assert len(NOTE_FILES) >= MIN_NOTES, f"expected at least {MIN_NOTES} notes in seeds/, found {len(NOTE_FILES)}"
+    assert len(NOTE_FILES) >= MIN_NOTES, (
+        f"expected at least {MIN_NOTES} notes in seeds/, found {len(NOTE_FILES)}"
+    )
 
 
 @note_param(NOTE_FILES)
@@ -189,7 +195,9 @@ def test_id_is_slug_matching_file_name(path):
     assert isinstance(note_id, str) and ID_RE.match(note_id), (
         f"{path.name}: id {note_id!r} is not a slug matching {ID_RE.pattern}"
     )
-    assert note_id == path.stem, f"{path.name}: id {note_id!r} must equal the file name without .md ({path.stem!r})"
+    assert note_id == path.stem, (
+        f"{path.name}: id {note_id!r} must equal the file name without .md ({path.stem!r})"
+    )
 
 
 @note_param(NOTE_FILES)
@@ -275,7 +283,12 @@ def test_topic_map_parses():
 
 def test_every_map_topic_is_covered():
     keys = topic_map_keys()
-    used = {t for path in NOTE_FILES for t in (safe_meta(path).get("topics") or []) if isinstance(t, str)}
+    used = {
+        t
+        for path in NOTE_FILES
+        for t in (safe_meta(path).get("topics") or [])
+        if isinstance(t, str)
+    }
     missing = [k for k in keys if k not in used]
     assert not missing, f"topic-map keys not covered by any note: {missing}"
 
@@ -287,4 +300,6 @@ def test_note_topics_are_known():
         for topic in safe_meta(path).get("topics") or []:
             if not isinstance(topic, str) or (topic not in keys and not topic.startswith("gap-")):
                 unknown.append(f"{path.name}: {topic!r}")
-    assert not unknown, "topic keys that are neither in the topic map nor gap-*:\n" + "\n".join(unknown)
+    assert not unknown, "topic keys that are neither in the topic map nor gap-*:\n" + "\n".join(
+        unknown
+    )
