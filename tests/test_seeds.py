@@ -275,7 +275,8 @@ def test_no_shared_sources():
 def test_topic_map_parses():
     keys = topic_map_keys()
     assert len(keys) >= MIN_TOPIC_KEYS, (
-        f"topic map yielded only {len(keys)} keys (expected >= {MIN_TOPIC_KEYS}); parsing bug or truncated map"
+        f"topic map yielded only {len(keys)} keys (expected >= {MIN_TOPIC_KEYS}); "
+        "parsing bug or truncated map"
     )
     dupes = sorted({k for k in keys if keys.count(k) > 1})
     assert not dupes, f"topic map has duplicate topic numbers: {dupes}"
