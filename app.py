@@ -128,13 +128,18 @@ def _serve(rag: Any, settings: Any, auth: list[tuple[str, str]] | None) -> int:
               "machine can read and change the library. Set RAG_AUTH=user:password.",
               file=sys.stderr)
     demo = build_app(rag, settings)
-    demo.queue(default_concurrency_limit=ui.concurrency)
+    # Reads share one queue group of `concurrency` workers; writes run one at a time. A
+    # bounded queue refuses a flood at once instead of holding it in memory.
+    demo.queue(default_concurrency_limit=ui.concurrency, max_size=ui.queue_size)
     demo.launch(
         server_name=ui.host, server_port=ui.port, share=False, auth=auth,
         auth_message="TRAIL-RAG: log in" if auth else None,
         max_file_size=int(ui.max_upload_mb * 1024 * 1024), allowed_paths=[],
         show_error=True, prevent_thread_lock=True, quiet=True, css=CSS, theme=theme(),
         ssr_mode=False, mcp_server=False, enable_monitoring=False, pwa=False,
+        # Gradio keeps ~50 KB of state per session and makes one per API call: its default of
+        # 10,000 sessions let memory grow by ~500 MB under load.
+        state_session_capacity=ui.sessions,
     )
     url = f"http://{ui.host}:{ui.port}/"
     print(f"TRAIL-RAG ready in {time.perf_counter() - STARTED:.1f} s at {url} "

@@ -13,7 +13,7 @@ import unicodedata
 
 from rag.types import Span
 
-__all__ = ["clean_text", "sentence_spans", "slugify"]
+__all__ = ["clean_text", "sentence_spans", "slugify", "strip_control"]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200d\u2028\u2029\ufeff]")
 _HYPHEN_BREAK = re.compile(r"(?<=[a-z])-\n[ \t]*(?=[a-z])")
@@ -40,6 +40,15 @@ def clean_text(raw: str, *, reflow: bool = True) -> str:
             continue
         paragraphs.extend(_reflow(lines) if reflow else ["\n".join(lines)])
     return "\n\n".join(paragraphs)
+
+
+def strip_control(value: str) -> str:
+    """``value`` without control characters (e.g. a terminal escape in a PDF title).
+
+    >>> strip_control("\\x1b[2JTitle\\x07")
+    '[2JTitle'
+    """
+    return _CONTROL.sub("", value.replace("\t", " ").replace("\n", " ").replace("\r", " "))
 
 
 def _reflow(lines: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -101,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--quick", action="store_true", help="small sizes, a few seconds (CI)")
     cmd.add_argument("--json", action="store_true", help="print results as JSON")
     cmd.add_argument("--out", metavar="FILE", help="write the Markdown table to FILE")
+    cmd.add_argument("--questions", metavar="FILE.jsonl",
+                     help="question set (default ../shared/eval/trail_dev.jsonl)")
+    cmd.add_argument("--only", action="append", metavar="SECTION",
+                     choices=["build", "query", "startup", "scale"],
+                     help="run only this section (repeatable): build, query, startup, scale")
     return parser
 
 
@@ -116,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `python -m rag ask ... | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _open(args: argparse.Namespace, settings: Settings) -> Any:
@@ -146,11 +155,19 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         "documents: {added} added, {updated} updated, {removed} removed, {unchanged} unchanged,"
         " {skipped} skipped".format(**data["counts"]),
     ]
-    lines += [f"  skipped {s.path}: {s.reason}" for s in report.skipped]
+    lines += [f"  skipped {_printable(s.path)}: {s.reason}" for s in report.skipped]
     lines.append(f"chunks: {report.chunks} in the index, {report.chunks_embedded} embedded in "
                  f"{report.seconds:.2f} s ({report.chunks_per_second:.1f} chunks/s)")
     _emit(args, data, "\n".join(lines))
     return 0
+
+
+def _printable(name: str) -> str:
+    """A file name fit for a terminal: newlines and escape sequences shown as ``\\n``,
+    ``\\x1b``, never acted on."""
+    if name.isprintable():
+        return name
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in name)
 
 
 class _progress_bar:  # noqa: N801 - used like a function

@@ -8,13 +8,16 @@ content means unchanged chunks are never embedded twice.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +30,7 @@ __all__ = ["EmbeddedChunk", "Embedder", "EmbeddingCache", "cpu_has_bf16", "resol
 _DEFAULT_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 PREFIX_CHARS = 160  # title prefix given to the model with each chunk
 PREFIX_TOKEN_BUDGET = 48
+_FEW_TEXTS = 4  # embed() calls up to this size count as questions (see Embedder._few_threads)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +73,6 @@ class Embedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         import torch
-        from sentence_transformers import SentenceTransformer
 
         self.model_id, location = resolve_model(settings.model)
         self.dtype = _pick_dtype(settings)
@@ -78,11 +81,12 @@ class Embedder:
         for name in ("sentence_transformers", "transformers"):
             logging.getLogger(name).setLevel(logging.ERROR)
         _quiet_transformers()
+        from sentence_transformers import SentenceTransformer
+
         kwargs = {"torch_dtype": torch.bfloat16} if self.dtype == "bfloat16" else {}
         try:
-            self._model = SentenceTransformer(
-                location, device=settings.device, model_kwargs=kwargs
-            )
+            self._model: Any = SentenceTransformer(location, device=settings.device,
+                                                   model_kwargs=kwargs)
         except (OSError, ValueError) as exc:
             raise ConfigError(
                 f"cannot load embedding model {settings.model!r} offline: {exc}. Give a local "
@@ -92,6 +96,8 @@ class Embedder:
         self._torch = torch
         self._tokenizer = self._model.tokenizer
         self.batch_size = settings.batch_size
+        self.query_threads = settings.query_threads
+        self._threads_lock = threading.Lock()
         self.max_seq_length = int(self._model.max_seq_length or 256)
         if hasattr(self._model, "get_embedding_dimension"):
             dim = self._model.get_embedding_dimension()
@@ -114,11 +120,33 @@ class Embedder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length float32 vectors for short texts such as questions."""
-        vectors = self._model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
-        )
+        with self._few_threads(len(texts)):
+            vectors = self._model.encode(
+                list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=False,
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    @contextlib.contextmanager
+    def _few_threads(self, n_texts: int) -> Iterator[None]:
+        """Run a question or two on ``query_threads`` torch threads. One short text gains
+        next to nothing from a second thread, and on a busy machine every parallel region
+        waits for the slowest thread: measured on 2 shared cores, 2 threads made ``ask``
+        p50 4x slower and p95 20x slower than 1 (see BENCHMARKS.md)."""
+        torch = self._torch
+        if not self.query_threads or n_texts > _FEW_TEXTS:
+            yield
+            return
+        with self._threads_lock:
+            before = torch.get_num_threads()
+            if before == self.query_threads:
+                yield
+                return
+            torch.set_num_threads(self.query_threads)
+            try:
+                yield
+            finally:
+                torch.set_num_threads(before)
 
     def embed_chunks(
         self,

@@ -138,8 +138,9 @@ class RAG:
     def search(self, query: str, k: int | None = None, *,
                filters: Mapping[str, Any] | None = None) -> list[Passage]:
         """Hybrid (dense + BM25) search; returns ranked passages."""
-        from rag.retrieval import retrieve
+        from rag.retrieval import clean_query, retrieve
 
+        clean_query(query)  # a bad query fails at once, before the model loads
         self.check_compatible()
         return retrieve(query, self.snapshot, self.embedder(), self.settings.retrieval,
                         k=k or self.settings.retrieval.k, filters=filters).passages
@@ -148,7 +149,9 @@ class RAG:
             filters: Mapping[str, Any] | None = None, mode: str = "extractive") -> Answer:
         """Answer ``question`` from the library with sentence-level citations."""
         from rag.answering import answer_question
+        from rag.retrieval import clean_query
 
+        clean_query(question)  # a bad question fails at once, before the model loads
         self.check_compatible()
         return answer_question(question, self.snapshot, self.embedder(), self.settings,
                                k=k or self.settings.retrieval.k, filters=filters, mode=mode)

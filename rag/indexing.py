@@ -7,6 +7,7 @@ second run over an unchanged folder loads no model and writes nothing.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from rag.embedding import (
     EmbeddingCache,
     resolve_model,
 )
-from rag.errors import DocumentLoadError, EmptyCorpusError
+from rag.errors import DocumentLoadError, EmptyCorpusError, IndexWriteError
 from rag.loaders import iter_files, load_file, read_bytes
 from rag.settings import Settings
 from rag.store import (
@@ -150,7 +151,7 @@ def _plan(paths: Sequence[str | Path], settings: Settings, base: IndexSnapshot |
         except DocumentLoadError as exc:
             plan.skipped.append(SkippedFile(exc.path, exc.reason))
             continue
-        roots.append(Path(raw).resolve())
+        roots.append(_resolved(Path(raw)))
         for path, root in files:
             resolved = str(path.resolve()) if not path.is_symlink() else str(path.absolute())
             seen_paths.add(resolved)
@@ -213,6 +214,14 @@ def _unique_id(doc: Document, base: IndexSnapshot | None, old_ids: list[str],
                     doc.doc_type)
 
 
+def _resolved(path: Path) -> Path:
+    """``path.resolve()``, or the absolute path when it cannot be resolved (a symlink loop)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
 def _file_gone(doc_id: str, base: IndexSnapshot | None, taken: dict[str, str]) -> bool:
     """True when ``doc_id`` is indexed from a file that no longer exists: a file with its
     content or its id is that file renamed or moved, and takes its place."""
@@ -239,6 +248,19 @@ def _chunk_and_embed(plan: _Plan, model: Embedder, folder: Path, settings: Setti
         chunks.extend(doc_chunks)
         prefixes.extend([_title_prefix(doc.title, model)] * len(doc_chunks))
     local_spans = [tuple((a - c.start, b - c.start) for a, b in c.sentences) for c in chunks]
+    try:
+        return _embed_with_cache(chunks, prefixes, local_spans, model, folder, progress)
+    except sqlite3.Error as exc:  # e.g. "database or disk is full"
+        raise IndexWriteError(
+            f"could not write the embedding cache at {folder / 'embeddings.sqlite'}: {exc} "
+            "(is the disk full?); the previous index is unchanged"
+        ) from exc
+
+
+def _embed_with_cache(chunks: list[Chunk], prefixes: list[str],
+                      local_spans: list[tuple[tuple[int, int], ...]], model: Embedder,
+                      folder: Path, progress: Progress | None,
+                      ) -> tuple[list[Chunk], list[EmbeddedChunk], int]:
     cache = EmbeddingCache(folder / "embeddings.sqlite")
     try:
         keys = [EmbeddingCache.key(model.cache_key, p, c.text, s)

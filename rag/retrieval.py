@@ -22,6 +22,7 @@ from rag.settings import RetrievalSettings
 from rag.store import IndexSnapshot
 from rag.synonyms import load_synonyms, normalize_term
 from rag.types import Passage
+from rag.vectorindex import EXACT_SEARCH_LIMIT
 
 __all__ = ["FILTER_KEYS", "Concept", "Retrieval", "clean_query", "query_concepts", "retrieve"]
 
@@ -29,7 +30,7 @@ Concept = tuple[tuple[str, ...], ...]
 
 MAX_QUERY_CHARS = 4000
 FILTER_KEYS = ("disease", "agent", "evidence", "doc_id", "year", "year_min", "year_max", "topic")
-_EXACT_SEARCH_LIMIT = 200_000
+_EXACT_SEARCH_LIMIT = EXACT_SEARCH_LIMIT
 
 
 @dataclass(frozen=True)

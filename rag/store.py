@@ -232,13 +232,13 @@ def write_generation(
         _fsync_file(pointer)
         os.replace(pointer, folder / _CURRENT)
         _fsync_dir(folder)
-    except OSError as exc:
+    except (OSError, sqlite3.Error) as exc:  # sqlite reports a full disk as its own error
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(folder / name, ignore_errors=True) if current_generation(folder) != name \
             else None
+        reason = getattr(exc, "strerror", None) or exc
         raise IndexWriteError(
-            f"could not write the index at {folder}: {exc.strerror or exc}; "
-            "the previous index is unchanged"
+            f"could not write the index at {folder}: {reason}; the previous index is unchanged"
         ) from exc
     _remove_old_generations(folder, keep=max(1, store.keep_generations))
     return name
@@ -285,12 +285,12 @@ def _write_sqlite(path: Path, previous: Path | None, new: NewGeneration) -> None
 
 def _write_vector_index(gen: Path, vectors: np.ndarray, store: StoreSettings) -> str:
     """Build the approximate index when asked for and worth it; flat needs no file."""
-    kind = store.index_type
+    from rag.vectorindex import build_vector_index, resolve_index_type
+
+    kind = resolve_index_type(store.index_type, len(vectors))
     if kind == "flat" or len(vectors) < 1000:
         return "flat"
     import faiss
-
-    from rag.vectorindex import build_vector_index
 
     index = build_vector_index(vectors, store)
     faiss.write_index(index, str(gen / "vectors.faiss"))
@@ -322,6 +322,10 @@ def _remove_old_generations(folder: Path, *, keep: int) -> None:
         pid = stale.name.rsplit("-", 1)[-1]
         if not (pid.isdigit() and _pid_alive(int(pid))):
             shutil.rmtree(stale, ignore_errors=True)
+    for stale in folder.glob(f".{_CURRENT}.tmp-*"):  # a writer killed just before the switch
+        pid = stale.name.rsplit("-", 1)[-1]
+        if not (pid.isdigit() and _pid_alive(int(pid))):
+            stale.unlink(missing_ok=True)
 
 
 def _pid_alive(pid: int) -> bool:

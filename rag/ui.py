@@ -75,7 +75,10 @@ def build_app(rag: RAG, settings: Settings, *,
     """The whole app. ``rag`` is shared by every session (its reads are thread-safe)."""
     ui = _Callbacks(rag, settings)
     modes = ["extractive", "llm"] if settings.llm.url else ["extractive"]
-    with gr.Blocks(title="TRAIL-RAG", analytics_enabled=False) as demo:
+    # delete_cache: Gradio's own copies of uploaded files (already saved or refused by then)
+    # are deleted after an hour instead of staying in the temp folder until a restart.
+    with gr.Blocks(title="TRAIL-RAG", analytics_enabled=False,
+                   delete_cache=(3600, 3600)) as demo:
         gr.Markdown("## TRAIL-RAG\nCited answers about TRAIL resistance and TRAIL-based "
                     "therapy in blood cancers, from your local library.")
         summary = gr.Markdown(elem_id="rag-summary")

@@ -27,6 +27,7 @@ __all__ = [
 
 UPLOAD_EXTENSIONS = (".pdf", ".txt", ".md", ".markdown", ".html", ".htm", ".xml")
 _MAX_NAME = 120
+_MAX_NAME_BYTES = 200  # leaves room for the ".part" prefix and suffix
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ def sanitize_filename(name: str) -> str:
     if not dot:
         stem, ext = kept, ""
     stem = stem.strip("._-")[: _MAX_NAME - len(ext) - 1] or "upload"
+    # Filesystems count bytes (255 per name): 120 CJK characters are 360 bytes in UTF-8.
+    while len(f"{stem}.{ext}".encode()) > _MAX_NAME_BYTES and len(stem) > 1:
+        stem = stem[:-1]
     return f"{stem}.{ext.lower()}" if ext else stem
 
 

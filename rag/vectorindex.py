@@ -5,6 +5,10 @@ approximate types trade a little recall for speed and memory at 10^5-10^6 chunks
 - ``ivf-sq8``: inverted lists with 8-bit scalar-quantised vectors, ~4x less memory than flat.
 - ``ivf-pq``: inverted lists with product quantisation (48 bytes a vector), least memory.
 
+``auto`` (the default) is exact search up to ``EXACT_SEARCH_LIMIT`` chunks and ``ivf-sq8``
+above: on 1M synthetic vectors it was the smallest index within p50 <= 20 ms and recall@10 >=
+0.95, while flat was too slow and too big and HNSW too big (``python -m rag bench``).
+
 Removal never edits an approximate index in place: every write rebuilds it from the exact
 vectors in ``vectors.npy``, which stay the source of truth.
 """
@@ -18,7 +22,17 @@ import numpy as np
 
 from rag.settings import StoreSettings
 
-__all__ = ["build_vector_index", "configure_search"]
+__all__ = ["EXACT_SEARCH_LIMIT", "build_vector_index", "configure_search", "resolve_index_type"]
+
+EXACT_SEARCH_LIMIT = 200_000  # retrieval searches the exact vectors up to this many chunks
+AUTO_APPROXIMATE = "ivf-sq8"
+
+
+def resolve_index_type(index_type: str, n_vectors: int) -> str:
+    """The concrete index type for ``index_type`` (``auto`` depends on the corpus size)."""
+    if index_type != "auto":
+        return index_type
+    return "flat" if n_vectors <= EXACT_SEARCH_LIMIT else AUTO_APPROXIMATE
 
 
 def build_vector_index(vectors: np.ndarray, store: StoreSettings) -> Any:
@@ -27,7 +41,13 @@ def build_vector_index(vectors: np.ndarray, store: StoreSettings) -> Any:
     data = np.ascontiguousarray(vectors, dtype=np.float32)
     n, dim = data.shape
     metric = faiss.METRIC_INNER_PRODUCT
-    if store.index_type == "hnsw":
+    kind = resolve_index_type(store.index_type, n)
+    index: Any
+    if kind == "flat":
+        index = faiss.IndexFlatIP(dim)
+        index.add(data)
+        return index
+    if kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, store.hnsw_m, metric)
         index.hnsw.efConstruction = max(40, store.hnsw_m * 2)
         index.add(data)
@@ -36,14 +56,14 @@ def build_vector_index(vectors: np.ndarray, store: StoreSettings) -> Any:
     nlist = store.ivf_nlist or max(16, int(4 * math.sqrt(n)))
     nlist = min(nlist, max(1, n // 39))
     quantizer = faiss.IndexFlatIP(dim)
-    if store.index_type == "ivf-sq8":
+    if kind == "ivf-sq8":
         index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist,
                                               faiss.ScalarQuantizer.QT_8bit, metric)
-    elif store.index_type == "ivf-pq":
+    elif kind == "ivf-pq":
         m = 48 if dim % 48 == 0 else next(d for d in (32, 24, 16, 8, 4, 2, 1) if dim % d == 0)
         index = faiss.IndexIVFPQ(quantizer, dim, nlist, m, 8, metric)
     else:
-        raise ValueError(f"unknown index type {store.index_type!r}")
+        raise ValueError(f"unknown index type {kind!r}")
     sample = data if n <= 100_000 else data[np.random.default_rng(0).choice(n, 100_000, False)]
     index.train(sample)
     index.add(data)

@@ -1,4 +1,5 @@
-"""Start the real web app (``python app.py``) in a subprocess for the UI and browser tests.
+"""Start the real web app (``python app.py``) in a subprocess for the UI and browser tests,
+and talk to it through Gradio's plain HTTP API (``call_api``, ``upload_file``).
 
 The notes are small Markdown files written on the fly; one carries an HTML/script payload in
 its title and body, to check that the UI shows document text as text.
@@ -6,6 +7,7 @@ its title and body, to check that the UI shows document text as text.
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -14,10 +16,15 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
 PAYLOAD_TITLE = "Payload note <script>alert(1)</script> <img src=x onerror=alert(2)>"
 PAYLOAD_SCRIPT = "<script>alert(1)</script>"
 
@@ -154,3 +161,51 @@ def _wait_until_up(app: App, timeout: float) -> None:
             pass
         time.sleep(0.2)
     raise RuntimeError(f"app.py did not answer within {timeout:.0f} s:\n{app.output()}")
+
+
+class ApiError(Exception):
+    """An endpoint answered with an error event; the message is what the user would see."""
+
+
+def call_api(url: str, api_name: str, *data: Any, timeout: float = 120.0,
+             http: httpx.Client | None = None) -> Any:
+    """Call a named endpoint the way any HTTP client can: POST the inputs, then read the
+    result from the event stream. Raises ApiError with the app's message on an error event."""
+    client: Any = http or httpx
+    posted = client.post(f"{url}gradio_api/call/{api_name}", json={"data": list(data)},
+                         timeout=timeout)
+    posted.raise_for_status()
+    event_id = posted.json()["event_id"]
+    stream = client.get(f"{url}gradio_api/call/{api_name}/{event_id}", timeout=timeout)
+    stream.raise_for_status()
+    return parse_event_stream(stream.text)
+
+
+def parse_event_stream(text: str) -> Any:
+    event = ""
+    for line in text.splitlines():
+        if line.startswith("event:"):
+            event = line.removeprefix("event:").strip()
+        elif line.startswith("data:") and event in ("complete", "error"):
+            payload = json.loads(line.removeprefix("data:").strip() or "null")
+            if event == "error":
+                if isinstance(payload, dict) and "error" in payload:  # gr.Error's message
+                    payload = payload["error"]
+                raise ApiError(payload if isinstance(payload, str) else json.dumps(payload))
+            return payload[0]
+    raise ApiError(f"no result in the event stream: {text[:300]!r}")
+
+
+def upload_file(url: str, path: Path, *, timeout: float = 60.0) -> httpx.Response:
+    """Send one file to Gradio's upload route (as a browser does); the JSON body of a 200
+    answer is the list of server-side paths."""
+    with path.open("rb") as handle:
+        return httpx.post(f"{url}gradio_api/upload",
+                          files=[("files", (path.name, handle, "application/octet-stream"))],
+                          timeout=timeout)
+
+
+def file_data(server_path: str, orig_name: str) -> dict[str, Any]:
+    """The FileData a browser sends for an uploaded file: the name is whatever the user's file
+    was called, so a hostile client can put anything there."""
+    return {"path": server_path, "orig_name": orig_name, "meta": {"_type": "gradio.FileData"}}

@@ -12,12 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from appserver import PAYLOAD_SCRIPT, PROJECT_ROOT, App, run_app
+from appserver import CHROMIUM, CHROMIUM_ARGS, PAYLOAD_SCRIPT, PROJECT_ROOT, App, run_app
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 ANSWER_TIMEOUT_MS = 120_000
 
 pytestmark = [

@@ -138,9 +138,11 @@ def test_stale_temporary_folder_is_cleaned(tiny: tuple[RAG, Path]) -> None:
     stale = rag.index_dir / f".gen-000002.tmp-{dead}"
     stale.mkdir()
     (stale / "meta.sqlite").write_bytes(b"partial")
+    pointer = rag.index_dir / f".CURRENT.tmp-{dead}"  # killed between writing and switching
+    pointer.write_text("gen-000002\n")
     (corpus / "three.txt").write_text("Three\n\nXIAP antagonists.")
     rag.add([corpus])
-    assert not stale.exists()
+    assert not stale.exists() and not pointer.exists()
     assert rag.snapshot.generation == "gen-000002"
 
 

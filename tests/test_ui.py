@@ -11,10 +11,11 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
-from appserver import NOTES, PAYLOAD_SCRIPT, UPLOAD_NOTE, App, run_app
+from appserver import NOTES, PAYLOAD_SCRIPT, PROJECT_ROOT, UPLOAD_NOTE, App, run_app
 
 from rag.types import Answer, Citation, Passage
 from rag.ui_files import Upload, parse_auth, sanitize_filename, save_uploads
@@ -160,10 +161,13 @@ def test_server_files_cannot_be_read_through_the_upload_endpoint(app: App) -> No
     assert not app.upload_dir.exists() or not list(app.upload_dir.iterdir())
 
 
-@pytest.mark.parametrize("target", ["docs/cflip-cll.md", "/etc/passwd", "index/CURRENT"])
+@pytest.mark.parametrize("target", ["docs/cflip-cll.md", "/etc/passwd", "index/CURRENT",
+                                    "../../../../../etc/passwd", "/proc/self/environ",
+                                    str(PROJECT_ROOT / "app.py")])
 def test_no_file_outside_gradio_uploads_is_served(app: App, target: str) -> None:
     path = target if target.startswith("/") else str(app.log.parent / target)
-    for url in (f"{app.url}gradio_api/file={path}", f"{app.url}file={path}"):
+    for url in (f"{app.url}gradio_api/file={path}", f"{app.url}file={path}",
+                f"{app.url}gradio_api/file={quote(path, safe='')}"):
         response = httpx.get(url)
         assert response.status_code in (403, 404), url
         assert "c-FLIP" not in response.text and "root:" not in response.text

@@ -85,7 +85,11 @@ def read_bytes(path: Path, settings: LoaderSettings, *, root: Path | None = None
     """Read a file after the checks that must come first: location, type, size."""
     name = str(path)
     if root is not None and path.is_symlink():
-        target = path.resolve()
+        try:
+            target = path.resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+            raise DocumentLoadError(name, "symlink cannot be resolved (a loop?); not followed") \
+                from exc
         if not target.is_relative_to(root.resolve()):
             raise DocumentLoadError(name, "symlink points outside the indexed folder; not followed")
     try:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from rag.cleaning import clean_text, slugify
+from rag.cleaning import clean_text, slugify, strip_control
 from rag.errors import DocumentLoadError
 from rag.types import Document, Section
 
@@ -73,7 +73,8 @@ def assemble(
             continue
         if chunks:
             pos += 2  # the "\n\n" joiner
-        sections.append(Section(title=title.strip(), start=pos, end=pos + len(body), page=page))
+        sections.append(Section(title=strip_control(title).strip(), start=pos, end=pos + len(body),
+                                page=page))
         chunks.append(body)
         pos += len(body)
     text = "\n\n".join(chunks)
@@ -84,8 +85,22 @@ def assemble(
             name, f"text is {len(text):,} characters, above the limit of {max_chars:,}"
         )
     return Document(
-        doc_id=doc_id, text=text, sections=tuple(sections), meta=meta, doc_type=doc_type
+        doc_id=doc_id, text=text, sections=tuple(sections), meta=_printable(meta),
+        doc_type=doc_type,
     )
+
+
+def _printable(meta: dict[str, Any]) -> dict[str, Any]:
+    """Metadata without control characters: titles and names are printed by the CLI and the
+    UI, where an escape sequence from a hostile file must not reach a terminal."""
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return strip_control(value).strip()
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return {key: clean(value) for key, value in meta.items()}
 
 
 def default_doc_id(name: str) -> str:

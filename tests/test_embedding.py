@@ -1,0 +1,53 @@
+"""The embedder: sentence-transformers with the packaged model, bfloat16 close to float32,
+sentence vectors pooled from the chunk pass, and questions on ``query_threads`` without
+changing the thread count for anything else."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rag.embedding as embedding
+from rag.embedding import Embedder
+from rag.settings import EmbeddingSettings
+
+TEXTS = [
+    "Why are primary CLL cells resistant to TRAIL?",
+    "c-FLIP blocks caspase-8 activation at the DISC. " * 20,
+    "x",
+]
+
+
+def test_default_model_is_sentence_transformers(embedder: Embedder) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    assert isinstance(embedder._model, SentenceTransformer)
+    assert embedder.dimension == 384 and embedder.max_seq_length == 256
+
+
+@pytest.mark.slow
+def test_bfloat16_matches_float32_to_rounding() -> None:
+    if not embedding.cpu_has_bf16():
+        pytest.skip("no native bfloat16 on this CPU")
+    fast = Embedder(EmbeddingSettings(dtype="bfloat16"))
+    exact = Embedder(EmbeddingSettings(dtype="float32"))
+    cosines = np.sum(fast.embed(TEXTS) * exact.embed(TEXTS), axis=1)
+    assert cosines.min() > 0.99
+
+
+def test_chunk_vector_equals_plain_embedding(embedder: Embedder) -> None:
+    text = TEXTS[1]
+    [chunk] = embedder.embed_chunks([text], [""], [[(0, 48), (48, len(text))]])
+    assert float(chunk.vector @ embedder.embed([text])[0]) > 0.999
+    assert chunk.sentences.shape == (2, embedder.dimension)
+    assert np.allclose(np.linalg.norm(chunk.sentences, axis=1), 1.0, atol=1e-3)
+
+
+def test_questions_leave_the_thread_count_alone(embedder: Embedder) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    vector = embedder.embed(["DR5 agonist"])
+    assert torch.get_num_threads() == before
+    assert vector.shape == (1, embedder.dimension)
+    assert np.linalg.norm(vector[0]) == pytest.approx(1.0, abs=5e-3)  # bf16 rounding
