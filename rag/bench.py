@@ -298,6 +298,8 @@ def _compare_builds(ctx: _Context, corpus_name: str, corpus: Path, *,
     summary["ratio"] = {
         "chunks_per_s": ours["chunks_per_s"] / recipe["chunks_per_s"],
         "wall_time": recipe["build_s"] / ours["build_s"],
+        "tokens_per_s": (ours["chunks_per_s"] * ours["tokens_per_chunk"])
+        / (recipe["chunks_per_s"] * recipe["tokens_per_chunk"]),
         "per_round_chunks_per_s": [o["chunks_per_s"] / r["chunks_per_s"]
                                    for o, r in zip(runs["ours"], runs["recipe"], strict=True)],
     }
@@ -337,13 +339,18 @@ def _ensure_library_indexes(ctx: _Context) -> None:
 def _query_section(ctx: _Context) -> dict[str, Any]:
     _ensure_library_indexes(ctx)
     runs: dict[str, list[dict[str, Any]]] = {"ours": [], "recipe": []}
-    order = [("ours", "query-ours"), ("recipe", "query-recipe")]
+    runs["recipe_1thread"] = []
+    order: list[tuple[str, str, dict[str, Any]]] = [
+        ("ours", "query-ours", {}), ("recipe", "query-recipe", {}),
+        ("recipe_1thread", "query-recipe", {"threads": 1})]
     for round_no in range(ctx.plan.rounds):
-        for name, task in order if round_no % 2 == 0 else order[::-1]:
+        shift = round_no % len(order)
+        for name, task, extra in order[shift:] + order[:shift]:  # alternate the order
+            index = ctx.indexes["ours" if name == "ours" else "recipe"]
             runs[name].append(ctx.child(task, {
-                "index_dir": str(ctx.indexes[name]), "questions": str(ctx.questions),
-                "repeats": ctx.plan.query_repeats, "quality": round_no == 0,
-            }, f"query: round {round_no + 1}/{ctx.plan.rounds} {name}"))
+                "index_dir": str(index), "questions": str(ctx.questions),
+                "repeats": ctx.plan.query_repeats, "quality": round_no == 0 and not extra,
+                **extra}, f"query: round {round_no + 1}/{ctx.plan.rounds} {name}"))
     out: dict[str, Any] = {}
     for name, results in runs.items():
         out[name] = {

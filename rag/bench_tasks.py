@@ -90,7 +90,7 @@ def build_ours(params: dict[str, Any]) -> dict[str, Any]:
     build_s = time.perf_counter() - started
     build_cpu = time.process_time() - cpu0
     second = rag.add([params["corpus"]])
-    tokens = [c.n_tokens for c in rag.snapshot.chunks]  # chunk text only, not the title prefix
+    tokens = _model_tokens(rag, embedder)
     return {
         "tokens_per_chunk": float(np.mean(tokens)) if tokens else 0.0,
         "system": "ours", "dtype": embedder.dtype, "model_load_s": model_s,
@@ -99,6 +99,16 @@ def build_ours(params: dict[str, Any]) -> dict[str, Any]:
         "second_run_s": second.seconds, "second_run_embedded": second.chunks_embedded,
         "second_run_unchanged": len(second.unchanged),
     }
+
+
+def _model_tokens(rag: Any, embedder: Any) -> list[int]:
+    """Tokens the model reads per chunk: the chunk text plus the title prefix before it."""
+    from rag.indexing import _title_prefix
+
+    snap = rag.snapshot
+    prefix = {doc_id: embedder.count_tokens([_title_prefix(doc.title, embedder)])[0]
+              for doc_id, doc in snap.docs.items()}
+    return [c.n_tokens + prefix.get(c.doc_id, 0) for c in snap.chunks]
 
 
 def _recipe_embeddings() -> Any:
@@ -200,6 +210,10 @@ def query_ours(params: dict[str, Any]) -> dict[str, Any]:
 
 def query_recipe(params: dict[str, Any]) -> dict[str, Any]:
     embeddings = _recipe_embeddings()
+    if params.get("threads"):  # the recipe as tuned like ours (one thread per question)
+        import torch
+
+        torch.set_num_threads(params["threads"])
     from langchain_community.vectorstores import FAISS
 
     store = FAISS.load_local(params["index_dir"], embeddings,
