@@ -11,7 +11,6 @@ import argparse
 import ipaddress
 import os
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -146,7 +145,7 @@ def _serve(rag: Any, settings: Any, auth: list[tuple[str, str]] | None) -> int:
           f"({rag.status()['documents']} documents); Ctrl+C to stop", flush=True)
     # Load the embedding model after the port is up, so startup stays short; the first
     # question waits for it (queries block on the RAG's lock until it is ready).
-    threading.Thread(target=rag.embedder, name="warm-model", daemon=True).start()
+    rag.preload_model()
     try:
         demo.block_thread()
     except KeyboardInterrupt:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rag.errors import QueryError, RagError
 from rag.settings import Settings, load_settings
@@ -110,6 +112,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run() -> NoReturn:
+    """Entry point of the ``trail-rag`` script and ``python -m rag``: :func:`main`, then exit.
+
+    Once torch is loaded, the interpreter's normal teardown (freeing thousands of modules and
+    native library state) adds about a second after the answer is printed. The command's work is
+    complete by then: indexes are written atomically before ``main`` returns, and the output and
+    log handlers are flushed here, so the process ends at once instead, unless a non-daemon
+    thread is still running.
+    """
+    code = main()
+    logging.shutdown()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # the reader left; nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    if "torch" in sys.modules and all(t.daemon for t in others):
+        os._exit(code)
+    sys.exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -127,10 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _open(args: argparse.Namespace, settings: Settings) -> Any:
+def _open(args: argparse.Namespace, settings: Settings, *, query: bool = False) -> Any:
     from rag.facade import RAG
 
-    return RAG.open(args.index, settings=settings)
+    # a query needs the model: start loading it while the index opens
+    return RAG.open(args.index, settings=settings, preload_model=query)
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -226,7 +251,7 @@ def parse_filters(items: Sequence[str]) -> dict[str, str]:
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
-    rag = _open(args, settings)
+    rag = _open(args, settings, query=True)
     passages = rag.search(args.query, k=args.k, filters=parse_filters(args.filter))
     data = {"query": args.query, "passages": [p.to_dict() for p in passages]}
     text = "\n\n".join(
@@ -238,7 +263,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    rag = _open(args, settings)
+    rag = _open(args, settings, query=True)
     answer = rag.ask(args.question, k=args.k, filters=parse_filters(args.filter), mode=args.mode)
     from rag.render import answer_as_text
 

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
+import importlib.machinery
+import importlib.util
 import logging
 import os
 import sqlite3
+import sys
 import threading
+import types
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +86,8 @@ class Embedder:
         for name in ("sentence_transformers", "transformers"):
             logging.getLogger(name).setLevel(logging.ERROR)
         _quiet_transformers()
-        from sentence_transformers import SentenceTransformer
+        with _sklearn_deferred():
+            from sentence_transformers import SentenceTransformer
 
         kwargs = {"torch_dtype": torch.bfloat16} if self.dtype == "bfloat16" else {}
         try:
@@ -211,6 +217,56 @@ def _quiet_transformers() -> None:
         return
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+
+
+@contextlib.contextmanager
+def _sklearn_deferred() -> Iterator[None]:
+    """Keep scikit-learn out of the ``sentence_transformers`` import.
+
+    sentence-transformers imports ``sklearn.metrics`` at module level for a few helpers
+    (pairwise distances, evaluator scores) that embedding never calls; importing scikit-learn
+    pulls in scipy.stats and pandas and costs about a second of start-up. While
+    sentence-transformers imports, ``sklearn`` and ``sklearn.metrics`` are placeholder modules
+    whose names resolve to functions that import the real scikit-learn on first call; the
+    placeholders are removed afterwards, so any later ``import sklearn`` gets the real package.
+    """
+    names = ("sklearn", "sklearn.metrics")
+    if any(name in sys.modules for name in names):
+        yield
+        return
+    real_spec = importlib.util.find_spec("sklearn")  # locates the package without running it
+    if real_spec is None:
+        yield
+        return
+    placeholders = {"sklearn": _deferred_module("sklearn", real_spec),
+                    "sklearn.metrics": _deferred_module("sklearn.metrics", None)}
+    sys.modules.update(placeholders)
+    try:
+        yield
+    finally:
+        for name, module in placeholders.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+
+
+def _deferred_module(name: str, spec: importlib.machinery.ModuleSpec | None) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__path__ = []  # a package, so that ``import sklearn.metrics`` resolves
+    # importlib.util.find_spec() on a module in sys.modules reads __spec__ (torch does this)
+    module.__spec__ = spec or importlib.machinery.ModuleSpec(name, None, is_package=True)
+
+    def resolve(attr: str) -> Callable[..., Any]:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+
+        def call_real(*args: Any, **kwargs: Any) -> Any:
+            return getattr(importlib.import_module(name), attr)(*args, **kwargs)
+
+        call_real.__name__ = call_real.__qualname__ = attr
+        return call_real
+
+    module.__getattr__ = resolve  # type: ignore[method-assign]
+    return module
 
 
 def _pick_dtype(settings: EmbeddingSettings) -> str:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -27,7 +28,8 @@ class RAG:
     """TRAIL-RAG over one index folder. Thread-safe: queries read an immutable snapshot that
     writes replace atomically."""
 
-    def __init__(self, index_dir: Path, settings: Settings) -> None:
+    def __init__(self, index_dir: Path, settings: Settings, *,
+                 preload_model: bool = False) -> None:
         self.index_dir = Path(index_dir)
         self.settings = settings
         self._snapshot: IndexSnapshot | None = None
@@ -35,14 +37,21 @@ class RAG:
         self._lock = threading.RLock()
         self._model_lock = threading.Lock()  # loading the model must not block index reads
         self._components: Any = None
+        if preload_model:
+            self.preload_model()
         self.refresh()
 
     @classmethod
     def open(cls, index_dir: str | Path | None = None, *,
-             settings: Settings | None = None) -> RAG:
-        """Open (or prepare to create) the index at ``index_dir`` (default: settings)."""
+             settings: Settings | None = None, preload_model: bool = False) -> RAG:
+        """Open (or prepare to create) the index at ``index_dir`` (default: settings).
+
+        ``preload_model`` starts loading the embedding model in a background thread at once,
+        so that it overlaps opening the index; the first query waits for it.
+        """
         settings = settings or load_settings()
-        return cls(Path(index_dir) if index_dir is not None else settings.index_dir, settings)
+        return cls(Path(index_dir) if index_dir is not None else settings.index_dir, settings,
+                   preload_model=preload_model)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -68,6 +77,17 @@ class RAG:
     @property
     def exists(self) -> bool:
         return current_generation(self.index_dir) is not None
+
+    def preload_model(self) -> threading.Thread:
+        """Load the embedding model in a daemon thread; a failure is raised by the next query."""
+
+        def load() -> None:
+            with contextlib.suppress(Exception):  # embedder() raises it again where it is used
+                self.embedder()
+
+        thread = threading.Thread(target=load, name="load-model", daemon=True)
+        thread.start()
+        return thread
 
     def embedder(self) -> Embedder:
         with self._model_lock:

@@ -105,6 +105,24 @@ def test_show_unknown_document_exits_1(
     assert result.stderr.startswith("error: no document with id 'no-such-note'")
 
 
+@pytest.mark.slow
+def test_ask_into_a_pipe_the_reader_closes_early_exits_cleanly(
+        index: RAG, subprocess_env: dict[str, str], python: str) -> None:
+    # the CLI ends without interpreter teardown once torch is loaded: output must still be
+    # flushed, and a reader that leaves (`| head -c 40`) is not an error
+    command = [python, "-m", "rag", "ask", QUESTION, "--index", str(index.index_dir)]
+    with subprocess.Popen(command, cwd=PROJECT_ROOT, env=subprocess_env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        head = proc.stdout.read(40)
+        proc.stdout.close()
+        stderr = proc.stderr.read()
+        code = proc.wait(timeout=300)
+    assert len(head) == 40
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+
+
 @pytest.mark.usefixtures("clean_env")
 def test_ask_text_output_lists_references(index: RAG,
                                           capsys: pytest.CaptureFixture[str]) -> None:

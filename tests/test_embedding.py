@@ -51,3 +51,32 @@ def test_questions_leave_the_thread_count_alone(embedder: Embedder) -> None:
     assert torch.get_num_threads() == before
     assert vector.shape == (1, embedder.dimension)
     assert np.linalg.norm(vector[0]) == pytest.approx(1.0, abs=5e-3)  # bf16 rounding
+
+
+_SKLEARN_PROBE = """
+import sys
+from rag.embedding import Embedder
+from rag.settings import EmbeddingSettings
+
+Embedder(EmbeddingSettings())
+print("sklearn imported by loading the model:", "sklearn" in sys.modules)
+from sentence_transformers.util import similarity
+import numpy as np
+print(similarity.pairwise_distances(np.eye(2), np.eye(2)).round(4).tolist())
+import sklearn.metrics
+print(sklearn.metrics.pairwise_distances.__module__)
+"""
+
+
+def test_model_loads_without_importing_scikit_learn_which_still_works_on_call(
+        subprocess_env: dict[str, str]) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _SKLEARN_PROBE], capture_output=True,
+                          text=True, env=subprocess_env, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == "sklearn imported by loading the model: False"
+    assert lines[1] == "[[0.0, 1.4142], [1.4142, 0.0]]"  # placeholder called the real function
+    assert lines[2] == "sklearn.metrics.pairwise"  # a later import gets the real package
