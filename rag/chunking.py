@@ -34,6 +34,9 @@ _RATIO_SAMPLE = 20_000
 # The tokenizer maps an over-long word to one [UNK] token, so text without spaces can measure
 # thousands of characters per token; capping the ratio keeps such chunks to a readable size.
 _MAX_CHARS_PER_TOKEN = 10.0
+# A chunk under this fraction of the target (a short section between long paragraphs, the
+# tail of a re-split piece) is merged into a neighbour when the two still fit the model.
+_SMALL_FRACTION = 0.25
 
 
 def split_document(
@@ -56,6 +59,8 @@ def split_document(
     seen: dict[str, int] = {}
     ratio = _chars_per_token(doc.text, count_tokens)
     spans = _split_span(doc.text, 0, target, overlap, ratio, max_tokens, count_tokens)
+    small = max(1, int(target * _SMALL_FRACTION))
+    spans = _absorb_small(doc.text, _drop_contained(spans), small, max_tokens, count_tokens)
     section_starts = [s.start for s in doc.sections]
     for (start, end), n_tokens in spans:
         text = doc.text[start:end]
@@ -118,6 +123,56 @@ def _split_span(
                 _split_span(piece, start, smaller, overlap // 2, ratio * 0.7, max_tokens,
                             count_tokens)
             )
+    return out
+
+
+def _drop_contained(spans: list[tuple[Span, int]]) -> list[tuple[Span, int]]:
+    """Drop a chunk that lies inside its neighbour: the splitter's overlap can carry a whole
+    short piece into the next chunk, which then repeats it word for word."""
+    out: list[tuple[Span, int]] = []
+    for span, n_tokens in spans:
+        while out and span[0] <= out[-1][0][0] and out[-1][0][1] <= span[1]:
+            out.pop()
+        if out and out[-1][0][0] <= span[0] and span[1] <= out[-1][0][1]:
+            continue
+        out.append((span, n_tokens))
+    return out
+
+
+def _absorb_small(
+    body: str,
+    spans: list[tuple[Span, int]],
+    min_tokens: int,
+    max_tokens: int,
+    count_tokens: TokenCounter,
+) -> list[tuple[Span, int]]:
+    """Merge each chunk of fewer than ``min_tokens`` tokens into the neighbour that gives the
+    smaller result, if that result fits ``max_tokens``. A few words alone make a poor passage:
+    too little context to rank well or to cite."""
+    max_chars = int(_MAX_CHARS_PER_TOKEN * max_tokens)
+    out = list(spans)
+    i = 0
+    while i < len(out):
+        (start, end), n_tokens = out[i]
+        if n_tokens >= min_tokens or len(out) == 1:
+            i += 1
+            continue
+        options = []
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(out):
+                lo, hi = min(start, out[j][0][0]), max(end, out[j][0][1])
+                if hi - lo > max_chars:  # e.g. text without spaces, where tokens say little
+                    continue
+                merged = count_tokens([body[lo:hi]])[0]
+                if merged <= max_tokens:
+                    options.append((merged, j, (lo, hi)))
+        if not options:
+            i += 1
+            continue
+        merged, j, span = min(options)
+        first = min(i, j)
+        out[first : first + 2] = [(span, merged)]
+        i = first  # the merged chunk may itself still be small
     return out
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import random
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -169,3 +170,14 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def python() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="module")
+def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+        subprocess_env: dict[str, str]) -> Iterator[Any]:
+    """``python app.py`` on a free port over the small test notes, one per test module."""
+    from appserver import run_app
+
+    folder = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    with run_app(folder, subprocess_env) as running:
+        yield running

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from appserver import CHROMIUM, CHROMIUM_ARGS, PAYLOAD_SCRIPT, PROJECT_ROOT, App, run_app
+from appserver import CHROMIUM, CHROMIUM_ARGS, PAYLOAD_SCRIPT, PROJECT_ROOT, App
 
 ANSWER_TIMEOUT_MS = 120_000
 
@@ -22,13 +22,6 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
                        reason="needs Debian chromium: apt-get install chromium (CI installs it)"),
 ]
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory,
-        subprocess_env: dict[str, str]) -> Iterator[App]:
-    with run_app(tmp_path_factory.mktemp("browser"), subprocess_env) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,8 @@ from rag.loaders import load_file
 from rag.settings import ChunkingSettings, Settings
 from rag.types import Chunk, Document
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
 
 def split(doc: Document, embedder: Embedder, chunking: ChunkingSettings | None = None
           ) -> list[Chunk]:
@@ -65,12 +67,16 @@ def documents(
         "pdf-3-pages": load(folder / "paper.pdf", make_pdf(pdf_pages, title="Three pages"),
                             settings),
         "jats": load_file(data_dir / "pmc_article.xml", settings.loader)[0],
+        "short-between-long": load(folder / "mixed.md", "\n\n".join(
+            make_text(9 if i % 2 else 1, seed=40 + i, words=16) for i in range(24)), settings),
+        "seed-note": load_file(PROJECT_ROOT / "seeds" / "cpt-thalidomide-phase2-rrmm.md",
+                               settings.loader)[0],
     }
 
 
 DOC_NAMES = ["seed-page", "markdown-sections", "long-paragraph", "many-sentences",
              "line-200kb-no-spaces", "line-200kb-punctuated", "line-200kb-unicode",
-             "repeated-paragraphs", "pdf-3-pages", "jats"]
+             "repeated-paragraphs", "pdf-3-pages", "jats", "short-between-long", "seed-note"]
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +105,32 @@ def test_chunks_fit_the_model(
     counts = embedder.count_tokens([c.text for c in chunks])
     assert max(counts) <= embedder.max_chunk_tokens
     assert [c.n_tokens for c in chunks] == counts
+
+
+@pytest.mark.parametrize("name", DOC_NAMES)
+def test_chunks_follow_the_text_and_none_lies_inside_another(
+    name: str, chunked: dict[str, list[Chunk]]
+) -> None:
+    chunks = chunked[name]
+    for before, after in pairwise(chunks):
+        assert before.start < after.start and before.end < after.end, (before, after)
+
+
+@pytest.mark.parametrize("name", DOC_NAMES)
+def test_short_chunks_remain_only_where_merging_would_overflow(
+    name: str, documents: dict[str, Document], chunked: dict[str, list[Chunk]],
+    embedder: Embedder
+) -> None:
+    small = ChunkingSettings().chunk_tokens // 4
+    chunks, text = chunked[name], documents[name].text
+    for i, chunk in enumerate(chunks):
+        if chunk.n_tokens >= small or len(chunks) == 1:
+            continue
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(chunks):
+                merged = text[min(chunk.start, chunks[j].start):max(chunk.end, chunks[j].end)]
+                too_long = len(merged) > 10 * embedder.max_chunk_tokens  # the readable-chunk cap
+                assert too_long or embedder.count_tokens([merged])[0] > embedder.max_chunk_tokens
 
 
 @pytest.mark.parametrize("name", DOC_NAMES)

@@ -9,7 +9,6 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -22,13 +21,6 @@ from rag.ui_files import Upload, parse_auth, sanitize_filename, save_uploads
 from rag.ui_render import build_filters, escape, escape_markdown, sources_html
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory,
-        subprocess_env: dict[str, str]) -> Iterator[App]:
-    with run_app(tmp_path_factory.mktemp("ui"), subprocess_env) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
