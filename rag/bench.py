@@ -8,7 +8,8 @@ Compares TRAIL-RAG with the common LangChain recipe (RecursiveCharacterTextSplit
 - query: search / ask latency against the recipe's ``similarity_search``, with peak RSS;
 - quality: BM25 only, the recipe and ours on the development question set;
 - startup: process start to the first answered question, through the real CLI;
-- scale: FAISS index types on synthetic vectors (:mod:`rag.bench_scale`).
+- scale: FAISS index types on synthetic vectors, and the resident memory of a synthetic
+  store opened and queried (:mod:`rag.bench_scale`).
 
 Each measured system runs in its own child process (:mod:`rag.bench_tasks`); figures are
 medians over rounds run after a warm-up. The Markdown comes from :mod:`rag.bench_report`.
@@ -65,6 +66,7 @@ class BenchPlan:
     scale_queries: int
     scale_centres: int
     scale_sweep: dict[str, list[int]] = field(default_factory=dict)
+    store_sizes: tuple[int, ...] = ()  # chunks in the synthetic stores opened for their RSS
 
 
 def plan_for(*, quick: bool) -> BenchPlan:
@@ -74,11 +76,12 @@ def plan_for(*, quick: bool) -> BenchPlan:
                          query_repeats=1, startup_runs=1, scale_sizes=(4_000,),
                          scale_queries=100, scale_centres=64,
                          scale_sweep={"hnsw": [32, 128], "ivf-sq8": [8, 32],
-                                      "ivf-pq": [8, 32]})
+                                      "ivf-pq": [8, 32]}, store_sizes=(4_000,))
     return BenchPlan(quick=False, rounds=3, warmup=True, library_docs=None,
                      synthetic_chunks=5_000, float32_corpora=("library",),
                      question_limit=None, query_repeats=3, startup_runs=3,
-                     scale_sizes=(100_000, 1_000_000), scale_queries=500, scale_centres=2048)
+                     scale_sizes=(100_000, 1_000_000), scale_queries=500, scale_centres=2048,
+                     store_sizes=(200_000, 1_000_000))
 
 
 @dataclass
@@ -412,7 +415,21 @@ def _scale_section(ctx: _Context) -> dict[str, Any]:
         "sweep": ctx.plan.scale_sweep, "sweep_queries": min(200, ctx.plan.scale_queries),
         "scratch": str(ctx.work),
     }, f"scale: {n:,} vectors") for n in ctx.plan.scale_sizes]
-    return {"sizes": sizes, "recommendation": recommend(sizes)}
+    return {"sizes": sizes, "recommendation": recommend(sizes), "store": _store_memory(ctx)}
+
+
+def _store_memory(ctx: _Context) -> list[dict[str, Any]]:
+    """Per size: a synthetic store written by one child, opened and queried by another."""
+    out = []
+    for n in ctx.plan.store_sizes:
+        index_dir = ctx.work / f"store-{n}"
+        built = ctx.child("store-build", {"n": n, "index_dir": str(index_dir)},
+                          f"store: write {n:,} chunks")
+        opened = ctx.child("store-open", {"index_dir": str(index_dir)},
+                           f"store: open {n:,} chunks")
+        out.append({**opened, "build_s": built["build_s"], "store_bytes": built["bytes"]})
+        shutil.rmtree(index_dir, ignore_errors=True)
+    return out
 
 
 _SECTIONS: dict[str, Callable[[_Context], dict[str, Any]]] = {

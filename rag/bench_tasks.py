@@ -12,6 +12,8 @@ Tasks:
 - ``query-ours`` / ``query-recipe``: search / ask (ours) and ``similarity_search`` (the
   recipe) latency over a question file after a warm-up, then retrieval quality.
 - ``scale``: synthetic vectors through the FAISS index types (see :mod:`rag.bench_scale`).
+- ``store-build`` / ``store-open``: write a synthetic store of ``n`` chunks, then (in a fresh
+  process) open it and answer questions, measuring the store's resident memory.
 """
 
 from __future__ import annotations
@@ -255,12 +257,28 @@ def scale(params: dict[str, Any]) -> dict[str, Any]:
     return {**run_scale(params), **_process_stats()}
 
 
+def store_build(params: dict[str, Any]) -> dict[str, Any]:
+    from rag.bench_scale import write_synthetic_store
+
+    return write_synthetic_store(Path(params["index_dir"]), int(params["n"]),
+                                 index_type=params.get("index_type", "auto"))
+
+
+def store_open(params: dict[str, Any]) -> dict[str, Any]:
+    from rag.bench_scale import measure_store
+
+    return measure_store(Path(params["index_dir"]), questions=int(params.get("questions", 20)),
+                         cold=bool(params.get("cold", True)))
+
+
 TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "build-ours": build_ours,
     "build-recipe": build_recipe,
     "query-ours": query_ours,
     "query-recipe": query_recipe,
     "scale": scale,
+    "store-build": store_build,
+    "store-open": store_open,
 }
 
 

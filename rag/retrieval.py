@@ -9,28 +9,32 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from rag.embedding import Embedder
 from rag.errors import QueryError
 from rag.lexical import tokenize
 from rag.settings import RetrievalSettings
 from rag.store import IndexSnapshot
 from rag.synonyms import load_synonyms, normalize_term
 from rag.types import Passage
-from rag.vectorindex import EXACT_SEARCH_LIMIT
 
-__all__ = ["FILTER_KEYS", "Concept", "Retrieval", "clean_query", "query_concepts", "retrieve"]
+__all__ = ["FILTER_KEYS", "Concept", "QueryEncoder", "Retrieval", "clean_query", "query_concepts",
+           "retrieve"]
 
 Concept = tuple[tuple[str, ...], ...]
 
 MAX_QUERY_CHARS = 4000
 FILTER_KEYS = ("disease", "agent", "evidence", "doc_id", "year", "year_min", "year_max", "topic")
-_EXACT_SEARCH_LIMIT = EXACT_SEARCH_LIMIT
+
+
+class QueryEncoder(Protocol):
+    """What retrieval needs of the model (:class:`rag.embedding.Embedder` is one)."""
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ def clean_query(query: str) -> str:
 def retrieve(
     query: str,
     snap: IndexSnapshot,
-    embedder: Embedder,
+    embedder: QueryEncoder,
     settings: RetrievalSettings,
     *,
     k: int,
@@ -186,10 +190,11 @@ def _year_range(key: str, value: Any) -> tuple[int, int]:
 
 def _dense(snap: IndexSnapshot, qvec: np.ndarray, allowed: np.ndarray | None,
            n: int) -> tuple[np.ndarray, np.ndarray]:
-    if allowed is None and len(snap.chunks) > _EXACT_SEARCH_LIMIT:
-        scores, ids = snap.vector_index.search(qvec.reshape(1, -1), n)
+    if allowed is None and snap.searches_approximately:
+        scores, ids = snap.approximate_index.search(qvec.reshape(1, -1), n)
         keep = ids[0] >= 0
         return ids[0][keep].astype(np.int64), scores[0][keep]
+    # Exact: numpy over the memory-mapped vectors (a flat FAISS index would copy them all).
     scores = snap.vectors @ qvec
     if allowed is not None:
         scores = np.where(allowed, scores, -np.inf)

@@ -7,14 +7,28 @@ Layout of an index folder::
         manifest.json    format version, model id, dimension, splitter settings, counts
         meta.sqlite      documents (metadata + cleaned text) and chunks
         vectors.npy      chunk vectors, float32, row i = chunk row i
-        vectors.faiss    only for approximate index types (flat is rebuilt from vectors.npy)
-        sentences.npz    sentence spans, their chunk rows and vectors (float16)
+        vectors.faiss    only for approximate index types (flat search needs no file)
+        sentence_spans.npy    sentence spans (start, end) in document offsets, int64
+        sentence_chunks.npy   each sentence's chunk row, int64, sorted
+        sentence_vectors.npy  sentence vectors, float16, aligned with the two above
         bm25/            the BM25 index (bm25s files, no pickle)
     embeddings.sqlite    embedding cache (content-addressed; safe to delete)
 
+Generations written before the sentence arrays were split out hold them in one
+``sentences.npz`` (keys ``spans``, ``chunk``, ``vectors``); they still open, with those arrays
+read into memory, and the next write stores them in the new layout.
+
+A reader memory-maps the ``.npy`` arrays read-only instead of loading them. Exact search (up
+to 200,000 chunks) reads all chunk vectors through the page cache, which the kernel shares
+between readers and can reclaim; above that the approximate index answers and only the rows a
+question touches are read. No flat FAISS copy of the vectors is kept: retrieval searches them
+with numpy, and ``IndexSnapshot.vector_index`` builds one only when something asks for it.
+
 A writer builds a complete new generation in a temporary folder, flushes it, renames it into
 place and only then points CURRENT at it, so a crash at any moment leaves the previous
-generation live and whole. Nothing is ever pickled.
+generation live and whole. Files of a generation are never changed after the switch (a
+reader's memory maps depend on that; a deleted generation stays readable to the readers that
+still map it). Nothing is ever pickled.
 """
 
 from __future__ import annotations
@@ -22,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import mmap
 import os
 import shutil
 import sqlite3
@@ -38,11 +53,16 @@ from rag.errors import IndexMismatchError, IndexNotFoundError, IndexWriteError
 from rag.lexical import LexicalIndex
 from rag.settings import StoreSettings
 from rag.types import Chunk, Document, Section
+from rag.vectorindex import EXACT_SEARCH_LIMIT
 
 __all__ = ["DocRecord", "IndexSnapshot", "NewGeneration", "open_snapshot", "write_generation"]
 
 FORMAT_VERSION = 1
 _CURRENT = "CURRENT"
+_SENTENCE_FILES = {"spans": "sentence_spans.npy", "chunk": "sentence_chunks.npy",
+                   "vectors": "sentence_vectors.npy"}
+_SENTENCE_DTYPES = {"spans": np.int64, "chunk": np.int64, "vectors": np.float16}
+_OLD_SENTENCES = "sentences.npz"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +88,11 @@ class DocRecord:
 
 @dataclass
 class IndexSnapshot:
-    """A read-only, fully loaded view of one generation. Safe to share between threads."""
+    """A read-only view of one generation. Safe to share between threads.
+
+    ``vectors`` and the sentence arrays are read-only memory maps of the generation's files
+    (plain arrays for a generation in the old ``sentences.npz`` layout); never write to them.
+    """
 
     folder: Path
     generation: str
@@ -80,9 +104,33 @@ class IndexSnapshot:
     sent_chunk: np.ndarray
     sent_vectors: np.ndarray
     lexical: LexicalIndex
-    vector_index: Any
+    approximate_index: Any = None  # read from vectors.faiss; None for a flat generation
+    _flat_index: Any = field(default=None, repr=False)
+    _index_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _db_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _db: sqlite3.Connection | None = field(default=None, repr=False)
+
+    @property
+    def vector_index(self) -> Any:
+        """A FAISS index over the chunk vectors: the approximate one, or else an exact flat
+        index, copied from the vectors on first use (retrieval does not use it: it searches
+        ``vectors`` itself, so the copy would double the memory for nothing)."""
+        if self.approximate_index is not None:
+            return self.approximate_index
+        with self._index_lock:
+            if self._flat_index is None:
+                self._flat_index = _flat_index(self.vectors)
+            return self._flat_index
+
+    @property
+    def flat_index_built(self) -> bool:
+        return self._flat_index is not None
+
+    @property
+    def searches_approximately(self) -> bool:
+        """True when unfiltered dense search goes to the approximate index; otherwise
+        retrieval scans ``vectors`` exactly."""
+        return _searches_approximately(self.approximate_index, len(self.chunks))
 
     def document(self, doc_id: str) -> Document | None:
         record = self.docs.get(doc_id)
@@ -183,18 +231,43 @@ def open_snapshot(folder: Path) -> IndexSnapshot:
                 "FROM chunks ORDER BY row"
             )
         ]
-    vectors = np.load(gen / "vectors.npy", allow_pickle=False)
-    with np.load(gen / "sentences.npz", allow_pickle=False) as sent:
-        sent_spans, sent_chunk = sent["spans"], sent["chunk"]
-        sent_vectors = sent["vectors"]
+    approximate = _load_approximate_index(gen, manifest)
+    vectors = _mapped(gen / "vectors.npy",
+                      scattered=_searches_approximately(approximate, len(chunks)))
+    sentences = _read_sentences(gen)
     lexical = LexicalIndex.load(gen / "bm25", len(chunks))
-    vector_index = _load_vector_index(gen, manifest, vectors)
-    # Opened now, not on first use: an open handle keeps this generation's documents readable
-    # even after a later write has replaced and deleted the folder.
+    # Opened now, not on first use: an open handle (like the memory maps above) keeps this
+    # generation readable even after a later write has replaced and deleted the folder.
     db = sqlite3.connect(f"file:{gen / 'meta.sqlite'}?mode=ro", uri=True,
                          check_same_thread=False)
-    return IndexSnapshot(folder, generation, manifest, docs, chunks, vectors, sent_spans,
-                         sent_chunk, sent_vectors, lexical, vector_index, _db=db)
+    return IndexSnapshot(folder=folder, generation=generation, manifest=manifest, docs=docs,
+                         chunks=chunks, vectors=vectors, sent_spans=sentences["spans"],
+                         sent_chunk=sentences["chunk"], sent_vectors=sentences["vectors"],
+                         lexical=lexical, approximate_index=approximate, _db=db)
+
+
+def _searches_approximately(approximate: Any, n_chunks: int) -> bool:
+    return approximate is not None and n_chunks > EXACT_SEARCH_LIMIT
+
+
+def _mapped(path: Path, *, scattered: bool = False) -> np.ndarray:
+    """A read-only memory map of a ``.npy`` file, as a plain array (indexing an ``np.memmap``
+    costs a few times more per row, which the answer composer's loops feel).
+
+    ``scattered``: rows are read a few at a time from anywhere in the file. The kernel would
+    otherwise read megabytes (``read_ahead_kb``) around each one, which then stay resident.
+    """
+    mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    if scattered and isinstance(mapped.base, mmap.mmap) and hasattr(mmap, "MADV_RANDOM"):
+        mapped.base.madvise(mmap.MADV_RANDOM)
+    return np.asarray(mapped)
+
+
+def _read_sentences(gen: Path) -> dict[str, np.ndarray]:
+    if not (gen / _SENTENCE_FILES["spans"]).is_file() and (gen / _OLD_SENTENCES).is_file():
+        with np.load(gen / _OLD_SENTENCES, allow_pickle=False) as old:
+            return {key: old[key] for key in _SENTENCE_FILES}
+    return {key: _mapped(gen / name, scattered=True) for key, name in _SENTENCE_FILES.items()}
 
 
 def write_generation(
@@ -210,10 +283,7 @@ def write_generation(
         tmp.mkdir()
         _write_sqlite(tmp / "meta.sqlite", folder / previous / "meta.sqlite" if previous else None,
                       new)
-        np.save(tmp / "vectors.npy", new.vectors.astype(np.float32), allow_pickle=False)
-        np.savez(tmp / "sentences.npz", spans=new.sent_spans.astype(np.int64),
-                 chunk=new.sent_chunk.astype(np.int64),
-                 vectors=new.sent_vectors.astype(np.float16))
+        _write_arrays(tmp, new)
         (tmp / "bm25").mkdir()
         LexicalIndex.build([c.text for c in new.chunks]).save(tmp / "bm25")
         index_type = _write_vector_index(tmp, new.vectors, store)
@@ -283,6 +353,15 @@ def _write_sqlite(path: Path, previous: Path | None, new: NewGeneration) -> None
         db.close()
 
 
+def _write_arrays(gen: Path, new: NewGeneration) -> None:
+    # np.asarray, not astype: no second copy of arrays that already have the stored type.
+    np.save(gen / "vectors.npy", np.asarray(new.vectors, dtype=np.float32), allow_pickle=False)
+    arrays = {"spans": new.sent_spans, "chunk": new.sent_chunk, "vectors": new.sent_vectors}
+    for key, name in _SENTENCE_FILES.items():
+        np.save(gen / name, np.asarray(arrays[key], dtype=_SENTENCE_DTYPES[key]),
+                allow_pickle=False)
+
+
 def _write_vector_index(gen: Path, vectors: np.ndarray, store: StoreSettings) -> str:
     """Build the approximate index when asked for and worth it; flat needs no file."""
     from rag.vectorindex import build_vector_index, resolve_index_type
@@ -297,14 +376,20 @@ def _write_vector_index(gen: Path, vectors: np.ndarray, store: StoreSettings) ->
     return kind
 
 
-def _load_vector_index(gen: Path, manifest: dict[str, Any], vectors: np.ndarray) -> Any:
+def _flat_index(vectors: np.ndarray) -> Any:
     import faiss
 
+    index = faiss.IndexFlatIP(vectors.shape[1] if vectors.ndim == 2 else 1)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def _load_approximate_index(gen: Path, manifest: dict[str, Any]) -> Any:
     if manifest.get("index_type", "flat") == "flat":
-        index = faiss.IndexFlatIP(vectors.shape[1] if vectors.ndim == 2 else 1)
-        if len(vectors):
-            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        return index
+        return None
+    import faiss
+
     from rag.vectorindex import configure_search
 
     approximate = faiss.read_index(str(gen / "vectors.faiss"))

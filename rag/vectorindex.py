@@ -10,7 +10,8 @@ above: on 1M synthetic vectors it was the smallest index within p50 <= 20 ms and
 0.95, while flat was too slow and too big and HNSW too big (``python -m rag bench``).
 
 Removal never edits an approximate index in place: every write rebuilds it from the exact
-vectors in ``vectors.npy``, which stay the source of truth.
+vectors in ``vectors.npy``, which stay the source of truth. ``flat`` has no file and no FAISS
+copy in memory: retrieval searches the memory-mapped ``vectors.npy`` with numpy.
 """
 
 from __future__ import annotations

@@ -97,6 +97,12 @@ def test_quick_run_scale(quick_run: dict[str, Any]) -> None:
     flat = next(r for r in size["rows"] if r["index"] == "flat")
     assert flat["recall_at_10"] == pytest.approx(1.0)
     assert quick_run["scale"]["recommendation"][0]["n"] == size["n"]
+    (store,) = quick_run["scale"]["store"]
+    assert store["n"] == 4_000 and store["index_type"] == "flat"
+    for stage in ("before", "opened", "asked"):
+        assert 0 < store[stage]["uss_mb"] <= store[stage]["rss_mb"]
+    assert store["asked"]["rss_mb"] >= store["before"]["rss_mb"]
+    assert "Store open RSS" in quick_run["_markdown"]
 
 
 def test_synthetic_corpus_is_deterministic(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ previous generation that survives any failed or interrupted write."""
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import shutil
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from rag import RAG, Settings
 from rag.errors import IndexMismatchError, IndexNotFoundError, IndexWriteError
 from rag.indexing import expected_manifest
 from rag.store import FORMAT_VERSION, check_manifest, current_generation, open_snapshot
+from rag.types import Answer
 
 OpenRag = Callable[..., RAG]
 
@@ -37,12 +39,17 @@ def test_generation_is_plain_files(tiny: tuple[RAG, Path]) -> None:
     gen = rag.index_dir / "gen-000001"
     assert (rag.index_dir / "CURRENT").read_text().strip() == "gen-000001"
     names = {p.name for p in gen.iterdir()}
-    assert {"manifest.json", "meta.sqlite", "vectors.npy", "sentences.npz", "bm25"} <= names
+    assert {"manifest.json", "meta.sqlite", "vectors.npy", "sentence_spans.npy",
+            "sentence_chunks.npy", "sentence_vectors.npy", "bm25"} <= names
+    assert "sentences.npz" not in names and "vectors.faiss" not in names
     assert not list(gen.rglob("*.pkl")) and not list(gen.rglob("*.pickle"))
     vectors = np.load(gen / "vectors.npy", allow_pickle=False)
     assert vectors.dtype == np.float32 and vectors.shape == (len(rag.snapshot.chunks), 384)
-    with np.load(gen / "sentences.npz", allow_pickle=False) as sentences:
-        assert set(sentences.files) == {"spans", "chunk", "vectors"}
+    spans = np.load(gen / "sentence_spans.npy", allow_pickle=False)
+    rows = np.load(gen / "sentence_chunks.npy", allow_pickle=False)
+    sentence_vectors = np.load(gen / "sentence_vectors.npy", allow_pickle=False)
+    assert (spans.dtype, rows.dtype, sentence_vectors.dtype) == (np.int64, np.int64, np.float16)
+    assert spans.shape == (len(rows), 2) and sentence_vectors.shape == (len(rows), 384)
     manifest = json.loads((gen / "manifest.json").read_text())
     assert manifest["format_version"] == FORMAT_VERSION
     assert manifest["model_id"] == "sentence-transformers/all-MiniLM-L6-v2"
@@ -60,6 +67,7 @@ def test_snapshot_round_trip(tiny: tuple[RAG, Path]) -> None:
     assert doc.text == "One\n\nTRAIL binds DR4 and DR5 on leukemia cells."
     assert doc.source_path == str((corpus / "one.txt").resolve())
     assert snap.document("missing") is None
+    assert not snap.flat_index_built
     assert snap.vector_index.ntotal == len(snap.chunks)
     scores, rows = snap.vector_index.search(snap.vectors[:1], 1)
     assert rows[0][0] == 0 and scores[0][0] == pytest.approx(1.0, abs=1e-4)
@@ -163,3 +171,121 @@ def test_check_manifest(tmp_path: Path, manifest_change: dict[str, object], mess
         check_manifest({**expected, **manifest_change}, expected, tmp_path)
     assert message in str(caught.value)
     assert "--rebuild" in str(caught.value)
+
+
+# -- memory-mapped arrays -------------------------------------------------------------------
+
+_SENTENCE_FILES = {"spans": "sentence_spans.npy", "chunk": "sentence_chunks.npy",
+                   "vectors": "sentence_vectors.npy"}
+
+
+def _is_mapped(array: np.ndarray) -> bool:
+    """True when ``array`` is a read-only view of a memory map, not a copy in memory."""
+    base: object = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    return isinstance(base, mmap.mmap) and not array.flags.writeable
+
+
+def _old_layout(gen: Path) -> dict[str, np.ndarray]:
+    """Rewrite a generation's sentence arrays as the one ``sentences.npz`` of older versions."""
+    arrays = {key: np.load(gen / name, allow_pickle=False) for key, name in _SENTENCE_FILES.items()}
+    np.savez(gen / "sentences.npz", **arrays)
+    for name in _SENTENCE_FILES.values():
+        (gen / name).unlink()
+    return arrays
+
+
+def _cited_from_the_documents(rag: RAG, answer: Answer) -> None:
+    assert answer.citations
+    for citation in answer.citations:
+        assert rag.document(citation.doc_id).text[citation.start:citation.end] \
+            == citation.snippet
+
+
+def test_arrays_are_memory_mapped_read_only(tiny: tuple[RAG, Path]) -> None:
+    rag, _ = tiny
+    snap = open_snapshot(rag.index_dir)
+    maps = Path("/proc/self/maps").read_text()
+    gen = rag.index_dir / snap.generation
+    for name, file in (("vectors", "vectors.npy"), ("sent_spans", "sentence_spans.npy"),
+                       ("sent_chunk", "sentence_chunks.npy"),
+                       ("sent_vectors", "sentence_vectors.npy")):
+        array = getattr(snap, name)
+        assert _is_mapped(array), name
+        assert str(gen / file) in maps, file
+        with pytest.raises(ValueError, match="read-only"):
+            array[:1] = 0
+    assert snap.vectors.dtype == np.float32 and snap.sent_vectors.dtype == np.float16
+
+
+def test_flat_index_is_built_only_when_asked_for(tiny: tuple[RAG, Path],
+                                                 open_rag: OpenRag) -> None:
+    rag, _ = tiny
+    reader = open_rag(rag.index_dir)
+    _cited_from_the_documents(reader, reader.ask("Which receptors does TRAIL bind?"))
+    assert reader.search("c-FLIP and caspase-8", k=2)[0].doc_id == "two"
+    snap = reader.snapshot
+    assert snap.manifest["index_type"] == "flat" and snap.approximate_index is None
+    assert not snap.flat_index_built  # retrieval searched the mapped vectors itself
+    index = snap.vector_index
+    assert snap.flat_index_built and snap.vector_index is index
+    assert index.ntotal == len(snap.chunks)
+    _, rows = index.search(snap.vectors[1:2], 1)
+    assert rows[0][0] == 1
+
+
+def test_an_approximate_index_is_used_as_it_is(tmp_path: Path, open_rag: OpenRag) -> None:
+    from rag.bench_scale import write_synthetic_store
+
+    written = write_synthetic_store(tmp_path / "ivf", 2_000, index_type="ivf-sq8")
+    assert written["sentences"] == 3_000
+    snap = open_snapshot(tmp_path / "ivf")
+    assert snap.manifest["index_type"] == "ivf-sq8"
+    assert (tmp_path / "ivf" / snap.generation / "vectors.faiss").is_file()
+    assert snap.vector_index is snap.approximate_index and snap.vector_index.ntotal == 2_000
+    assert not snap.flat_index_built
+    assert not snap.searches_approximately  # 2,000 chunks: exact search over the vectors
+    passages = open_rag(tmp_path / "ivf").search("synthetic chunk 1234 about TRAIL", k=10)
+    assert "synth-000012:1234" in [p.chunk_id for p in passages]  # the vectors are random
+
+
+def test_generation_with_sentences_npz_still_opens_and_answers(
+        tiny: tuple[RAG, Path], open_rag: OpenRag) -> None:
+    rag, corpus = tiny
+    arrays = _old_layout(rag.index_dir / "gen-000001")
+    old = open_rag(rag.index_dir)
+    snap = old.snapshot
+    assert np.array_equal(snap.sent_spans, arrays["spans"])
+    assert np.array_equal(snap.sent_chunk, arrays["chunk"])
+    assert np.array_equal(snap.sent_vectors, arrays["vectors"])
+    assert _is_mapped(snap.vectors)
+    assert old.status()["sentences"] == len(arrays["spans"])
+    _cited_from_the_documents(old, old.ask("Which receptors does TRAIL bind?"))
+    # the next write carries the unchanged chunks' sentences over, in the new layout
+    (corpus / "three.txt").write_text("Three\n\nBortezomib raises DR5 on myeloma cells.")
+    old.add([corpus])
+    new = open_snapshot(rag.index_dir)
+    gen = rag.index_dir / new.generation
+    assert not (gen / "sentences.npz").exists()
+    assert all((gen / name).is_file() for name in _SENTENCE_FILES.values())
+    new_rows = {c.chunk_id: row for row, c in enumerate(new.chunks)}
+    for row, chunk in enumerate(snap.chunks):
+        before, after = snap.sentence_rows(row), new.sentence_rows(new_rows[chunk.chunk_id])
+        assert np.array_equal(snap.sent_spans[before], new.sent_spans[after])
+        assert np.array_equal(snap.sent_vectors[before], new.sent_vectors[after])
+    _cited_from_the_documents(old, old.ask("Does bortezomib raise DR5?"))
+
+
+def test_a_snapshot_outlives_its_deleted_generation(tiny: tuple[RAG, Path]) -> None:
+    rag, corpus = tiny
+    snap = open_snapshot(rag.index_dir)
+    vectors, sentences = np.array(snap.vectors), np.array(snap.sent_vectors)
+    for n in range(Settings().store.keep_generations + 1):
+        (corpus / "two.txt").write_text(f"Two\n\nVersion {n} of the second note on XIAP.")
+        rag.add([corpus])
+    assert not (rag.index_dir / snap.generation).exists()
+    assert np.array_equal(snap.vectors, vectors)  # still mapped: Linux keeps the file
+    assert np.array_equal(snap.sent_vectors, sentences)
+    doc = snap.document("two")
+    assert doc is not None and "XIAP" not in doc.text
