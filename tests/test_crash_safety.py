@@ -216,12 +216,16 @@ def _next(generation: str) -> str:
 # -- readers during writes ----------------------------------------------------------------------
 
 
-def _resolves(snapshots: list[IndexSnapshot], doc_id: str, start: int, end: int,
-              snippet: str | None) -> bool:
-    """True when one of the snapshots the reader could have used holds the cited span."""
+Span = tuple[str, int, int, str]  # doc_id, start, end, the text cited there
+
+
+def _one_generation_holds(snapshots: list[IndexSnapshot], spans: list[Span]) -> bool:
+    """True when a single one of ``snapshots`` holds every cited span: an answer (or a search)
+    must come from one generation, never from a mix."""
     for snap in snapshots:
-        doc = snap.document(doc_id)
-        if doc is not None and (snippet is None or doc.text[start:end] == snippet):
+        texts = {doc_id: getattr(snap.document(doc_id), "text", None) for doc_id, *_ in spans}
+        if all(texts[doc_id] is not None and texts[doc_id][a:b] == text  # type: ignore[index]
+               for doc_id, a, b, text in spans):
             return True
     return False
 
@@ -235,33 +239,29 @@ def test_readers_during_writes_get_consistent_answers(
         _write_note(corpus, i, make_text(4, seed=i, words=10))
     writer = open_rag(tmp_path / "index")
     writer.add([corpus])
+    # Every generation the writer makes, kept open: a reader may use one that lived only
+    # between two of its own looks at the index, so results are checked after the run.
+    generations = {writer.snapshot.generation: writer.snapshot}
     reader = open_rag(tmp_path / "index")  # another object on the same folder
     stop = threading.Event()
-    problems: list[str] = []
-    seen: set[str] = set()
-    asked = 0
+    errors: list[str] = []
+    results: list[tuple[str, str, list[Span], list[Span]]] = []
 
     def read() -> None:
-        nonlocal asked
         while not stop.is_set():
             for question in QUESTIONS:
                 try:
-                    first = reader.snapshot
+                    first = reader.snapshot.generation
                     answer = reader.ask(question)
                     passages = reader.search(question, k=5)
-                    last = reader.snapshot
+                    last = reader.snapshot.generation
                 except Exception as exc:
-                    problems.append(f"{type(exc).__name__}: {exc}")
+                    errors.append(f"{type(exc).__name__}: {exc}")
                     return
-                snaps = [first, last]
-                seen.update(s.generation for s in snaps)
-                for c in answer.citations:
-                    if not _resolves(snaps, c.doc_id, c.start, c.end, c.snippet):
-                        problems.append(f"dangling citation {c.doc_id} {c.start}:{c.end}")
-                for p in (*answer.passages, *passages):
-                    if not _resolves(snaps, p.doc_id, p.start, p.end, p.text):
-                        problems.append(f"dangling passage {p.doc_id}")
-                asked += 1
+                cited = [(c.doc_id, c.start, c.end, c.snippet) for c in answer.citations]
+                cited += [(p.doc_id, p.start, p.end, p.text) for p in answer.passages]
+                found = [(p.doc_id, p.start, p.end, p.text) for p in passages]
+                results.append((first, last, cited, found))
 
     thread = threading.Thread(target=read, name="reader")
     thread.start()
@@ -271,6 +271,7 @@ def test_readers_during_writes_get_consistent_answers(
                 _write_note(extra, 1000 + 100 * round_ + i,
                             "Bortezomib raised DR5 and c-FLIP fell. " + make_text(3, seed=i))
             assert len(writer.add([extra]).added) == 5
+            generations[writer.snapshot.generation] = writer.snapshot
             ids = [d.doc_id for d in writer.documents()
                    if Path(d.source_path).parent == extra.resolve()]
             if round_ % 2:
@@ -281,13 +282,23 @@ def test_readers_during_writes_get_consistent_answers(
                 for path in extra.iterdir():
                     path.unlink()
                 writer.add([extra, corpus])  # gone from the folder: removed
+            generations[writer.snapshot.generation] = writer.snapshot
     finally:
         stop.set()
         thread.join(timeout=120)
     assert not thread.is_alive(), "the reader hung"
+    assert errors == []
+    assert len(generations) == 13  # the first build and 12 writes
+    problems = []
+    for first, last, cited, found in results:
+        window = [snap for name, snap in sorted(generations.items()) if first <= name <= last]
+        for what, spans in (("answer", cited), ("search", found)):
+            if not _one_generation_holds(window, spans):
+                problems.append(f"{what} between {first} and {last} matches no one generation")
     assert problems == []
-    assert asked >= 6 and len(seen) >= 2, (asked, seen)  # it did read across writes
-    print(f"\nreader: {asked} questions over {len(seen)} generations during 12 writes")
+    seen = {name for first, last, *_ in results for name in (first, last)}
+    assert len(results) >= 6 and len(seen) >= 2, (len(results), seen)  # read across writes
+    print(f"\nreader: {len(results)} questions over {len(seen)} generations during 12 writes")
 
 
 # -- a full disk during a write -----------------------------------------------------------------
