@@ -35,6 +35,7 @@ __all__ = ["EmbeddedChunk", "Embedder", "EmbeddingCache", "cpu_has_bf16", "resol
 _DEFAULT_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 PREFIX_CHARS = 160  # title prefix given to the model with each chunk
 PREFIX_TOKEN_BUDGET = 48
+_BUILD_LOCK = threading.Lock()  # see Embedder.__init__
 _FEW_TEXTS = 4  # embed() calls up to this size count as questions (see Embedder._few_threads)
 
 
@@ -86,18 +87,24 @@ class Embedder:
         for name in ("sentence_transformers", "transformers"):
             logging.getLogger(name).setLevel(logging.ERROR)
         _quiet_transformers()
-        with _sklearn_deferred():
-            from sentence_transformers import SentenceTransformer
-
-        kwargs = {"torch_dtype": torch.bfloat16} if self.dtype == "bfloat16" else {}
-        try:
-            self._model: Any = SentenceTransformer(location, device=settings.device,
-                                                   model_kwargs=kwargs)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(
-                f"cannot load embedding model {settings.model!r} offline: {exc}. Give a local "
-                "path or an installed model (setting embedding.model / RAG_MODEL)."
-            ) from exc
+        dtype = torch.bfloat16 if self.dtype == "bfloat16" else torch.float32
+        # transformers builds a model under a process-wide torch.set_default_dtype(); two
+        # models built at once in two threads (a model preloading in the background while
+        # another is built) can each end up with layers of the other's dtype. One at a time,
+        # and the final .to(dtype) makes every parameter agree whatever else runs.
+        with _BUILD_LOCK:
+            with _sklearn_deferred():
+                from sentence_transformers import SentenceTransformer
+            try:
+                self._model: Any = SentenceTransformer(
+                    location, device=settings.device,
+                    model_kwargs={"torch_dtype": dtype} if dtype != torch.float32 else {})
+            except (OSError, ValueError) as exc:
+                raise ConfigError(
+                    f"cannot load embedding model {settings.model!r} offline: {exc}. Give a "
+                    "local path or an installed model (setting embedding.model / RAG_MODEL)."
+                ) from exc
+            self._model.to(dtype)
         self._model.eval()
         self._torch = torch
         self._tokenizer = self._model.tokenizer

@@ -80,3 +80,32 @@ def test_model_loads_without_importing_scikit_learn_which_still_works_on_call(
     assert lines[0] == "sklearn imported by loading the model: False"
     assert lines[1] == "[[0.0, 1.4142], [1.4142, 0.0]]"  # placeholder called the real function
     assert lines[2] == "sklearn.metrics.pairwise"  # a later import gets the real package
+
+
+def test_models_built_at_once_in_two_threads_each_keep_their_dtype() -> None:
+    # a model preloading in the background while another is built (the CLI and app preload;
+    # tests and library users build their own) must not get layers of the other's dtype
+    import threading
+
+    import torch
+
+    built: dict[str, Embedder] = {}
+    errors: list[BaseException] = []
+
+    def build(dtype: str) -> None:
+        try:
+            built[dtype] = Embedder(EmbeddingSettings(dtype=dtype))
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    for _ in range(3):
+        threads = [threading.Thread(target=build, args=(d,)) for d in ("bfloat16", "float32")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        assert errors == []
+        for dtype, expected in (("bfloat16", torch.bfloat16), ("float32", torch.float32)):
+            params = {p.dtype for p in built[dtype]._model.parameters()}
+            assert params == {expected}, (dtype, params)
+            assert built[dtype].embed(["DR5 agonist"]).shape == (1, 384)
