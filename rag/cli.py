@@ -126,8 +126,8 @@ def run() -> NoReturn:
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-    except BrokenPipeError:  # the reader left; nothing more to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except BrokenPipeError:
+        _reader_left()
     others = [t for t in threading.enumerate() if t is not threading.main_thread()]
     if "torch" in sys.modules and all(t.daemon for t in others):
         os._exit(code)
@@ -146,9 +146,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `python -m rag ask ... | head`: the reader left, not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except BrokenPipeError:
+        _reader_left()
         return 0
+
+
+def _reader_left() -> None:
+    """``python -m rag ask ... | head``: the reader closed the pipe, which is not an error.
+    Later writes (and the final flush) go to /dev/null instead of raising again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _open(args: argparse.Namespace, settings: Settings, *, query: bool = False) -> Any:

@@ -97,8 +97,7 @@ class Embedder:
                 from sentence_transformers import SentenceTransformer
             try:
                 self._model: Any = SentenceTransformer(
-                    location, device=settings.device,
-                    model_kwargs={"torch_dtype": dtype} if dtype != torch.float32 else {})
+                    location, device=settings.device, model_kwargs={"torch_dtype": dtype})
             except (OSError, ValueError) as exc:
                 raise ConfigError(
                     f"cannot load embedding model {settings.model!r} offline: {exc}. Give a "

@@ -21,8 +21,8 @@ read into memory, and the next write stores them in the new layout.
 A reader memory-maps the ``.npy`` arrays read-only instead of loading them. Exact search (up
 to 200,000 chunks) reads all chunk vectors through the page cache, which the kernel shares
 between readers and can reclaim; above that the approximate index answers and only the rows a
-question touches are read. No flat FAISS copy of the vectors is kept: retrieval searches them
-with numpy, and ``IndexSnapshot.vector_index`` builds one only when something asks for it.
+question touches are read. There is no flat FAISS copy of the vectors: exact search is numpy
+over the mapped array.
 
 A writer builds a complete new generation in a temporary folder, flushes it, renames it into
 place and only then points CURRENT at it, so a crash at any moment leaves the previous
@@ -105,26 +105,8 @@ class IndexSnapshot:
     sent_vectors: np.ndarray
     lexical: LexicalIndex
     approximate_index: Any = None  # read from vectors.faiss; None for a flat generation
-    _flat_index: Any = field(default=None, repr=False)
-    _index_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _db_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _db: sqlite3.Connection | None = field(default=None, repr=False)
-
-    @property
-    def vector_index(self) -> Any:
-        """A FAISS index over the chunk vectors: the approximate one, or else an exact flat
-        index, copied from the vectors on first use (retrieval does not use it: it searches
-        ``vectors`` itself, so the copy would double the memory for nothing)."""
-        if self.approximate_index is not None:
-            return self.approximate_index
-        with self._index_lock:
-            if self._flat_index is None:
-                self._flat_index = _flat_index(self.vectors)
-            return self._flat_index
-
-    @property
-    def flat_index_built(self) -> bool:
-        return self._flat_index is not None
 
     @property
     def searches_approximately(self) -> bool:
@@ -374,15 +356,6 @@ def _write_vector_index(gen: Path, vectors: np.ndarray, store: StoreSettings) ->
     index = build_vector_index(vectors, store)
     faiss.write_index(index, str(gen / "vectors.faiss"))
     return kind
-
-
-def _flat_index(vectors: np.ndarray) -> Any:
-    import faiss
-
-    index = faiss.IndexFlatIP(vectors.shape[1] if vectors.ndim == 2 else 1)
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
 
 
 def _load_approximate_index(gen: Path, manifest: dict[str, Any]) -> Any:

@@ -67,10 +67,8 @@ def test_snapshot_round_trip(tiny: tuple[RAG, Path]) -> None:
     assert doc.text == "One\n\nTRAIL binds DR4 and DR5 on leukemia cells."
     assert doc.source_path == str((corpus / "one.txt").resolve())
     assert snap.document("missing") is None
-    assert not snap.flat_index_built
-    assert snap.vector_index.ntotal == len(snap.chunks)
-    scores, rows = snap.vector_index.search(snap.vectors[:1], 1)
-    assert rows[0][0] == 0 and scores[0][0] == pytest.approx(1.0, abs=1e-4)
+    scores = snap.vectors @ snap.vectors[0]
+    assert int(np.argmax(scores)) == 0 and scores[0] == pytest.approx(1.0, abs=1e-2)
 
 
 def test_no_index_yet(tmp_path: Path) -> None:
@@ -219,20 +217,16 @@ def test_arrays_are_memory_mapped_read_only(tiny: tuple[RAG, Path]) -> None:
     assert snap.vectors.dtype == np.float32 and snap.sent_vectors.dtype == np.float16
 
 
-def test_flat_index_is_built_only_when_asked_for(tiny: tuple[RAG, Path],
-                                                 open_rag: OpenRag) -> None:
+def test_a_flat_generation_has_no_faiss_file_and_searches_the_vectors(
+        tiny: tuple[RAG, Path], open_rag: OpenRag) -> None:
     rag, _ = tiny
     reader = open_rag(rag.index_dir)
     _cited_from_the_documents(reader, reader.ask("Which receptors does TRAIL bind?"))
     assert reader.search("c-FLIP and caspase-8", k=2)[0].doc_id == "two"
     snap = reader.snapshot
     assert snap.manifest["index_type"] == "flat" and snap.approximate_index is None
-    assert not snap.flat_index_built  # retrieval searched the mapped vectors itself
-    index = snap.vector_index
-    assert snap.flat_index_built and snap.vector_index is index
-    assert index.ntotal == len(snap.chunks)
-    _, rows = index.search(snap.vectors[1:2], 1)
-    assert rows[0][0] == 1
+    assert not (rag.index_dir / snap.generation / "vectors.faiss").exists()
+    assert not snap.searches_approximately
 
 
 def test_an_approximate_index_is_used_as_it_is(tmp_path: Path, open_rag: OpenRag) -> None:
@@ -243,8 +237,7 @@ def test_an_approximate_index_is_used_as_it_is(tmp_path: Path, open_rag: OpenRag
     snap = open_snapshot(tmp_path / "ivf")
     assert snap.manifest["index_type"] == "ivf-sq8"
     assert (tmp_path / "ivf" / snap.generation / "vectors.faiss").is_file()
-    assert snap.vector_index is snap.approximate_index and snap.vector_index.ntotal == 2_000
-    assert not snap.flat_index_built
+    assert snap.approximate_index.ntotal == 2_000
     assert not snap.searches_approximately  # 2,000 chunks: exact search over the vectors
     passages = open_rag(tmp_path / "ivf").search("synthetic chunk 1234 about TRAIL", k=10)
     assert "synth-000012:1234" in [p.chunk_id for p in passages]  # the vectors are random
