@@ -123,7 +123,9 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     plan = plan_for(quick=bool(args.quick))
     only = [s for s in (getattr(args, "only", None) or SECTIONS)]
     results: dict[str, Any] = {"plan": asdict(plan), "machine": machine_info(settings),
-                               "command": _command(args)}
+                               "command": _command(args),
+                               "query_settings": {"k": settings.retrieval.k,
+                                                  "threads": settings.embedding.query_threads}}
     failed = False
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         work = Path(tmp)
@@ -209,11 +211,9 @@ def _questions(given: str | None, work: Path, plan: BenchPlan) -> Path:
 
 
 def _uses_bf16(settings: Settings) -> bool:
-    from rag.embedding import cpu_has_bf16
+    from rag.embedding import pick_dtype
 
-    dtype = settings.embedding.dtype
-    return dtype == "bfloat16" or (dtype == "auto" and settings.embedding.device == "cpu"
-                                   and cpu_has_bf16())
+    return pick_dtype(settings.embedding) == "bfloat16"
 
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")

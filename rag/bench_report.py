@@ -187,11 +187,13 @@ def _render_build(section: dict[str, Any], results: dict[str, Any]) -> list[str]
 
 def _render_query(section: dict[str, Any], results: dict[str, Any]) -> list[str]:
     ours, recipe = section["ours"], section["recipe"]
+    query = results.get("query_settings", {"k": 5, "threads": 1})
     lines = ["### Query latency", "",
              f"Default library ({ours['chunks']:,} chunks ours, {recipe['chunks']:,} the "
              f"recipe's), {ours['questions']} dev questions × "
-             f"{results['plan']['query_repeats']} passes per process after a warm-up, k = 5, "
-             "no LLM; medians over processes. Ours embeds a question on one torch thread "
+             f"{results['plan']['query_repeats']} passes per process after a warm-up, "
+             f"k = {query['k']}, no LLM; medians over processes. Ours embeds a question on "
+             f"{query['threads'] or 'all'} torch thread(s) "
              "(`embedding.query_threads`); the recipe runs as installed (torch's default, one "
              "thread per core) and, for comparison, on one thread.", "",
              "| system | operation | p50 ms | p95 ms | mean ms | CPU ms/query | peak RSS MB "

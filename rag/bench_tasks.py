@@ -222,7 +222,7 @@ def query_recipe(params: dict[str, Any]) -> dict[str, Any]:
                              allow_dangerous_deserialization=True)  # the recipe's own pickle
     items = _questions(params["questions"], params.get("limit"))
     questions = [i["question"] for i in items]
-    k = params.get("k", 5)
+    k = _settings(params).retrieval.k  # the k ours answers with
     store.similarity_search(questions[0], k=k)
     first_answer_s = _since_process_start()
     for question in questions[: params.get("warmup", 3)]:

@@ -30,7 +30,8 @@ from rag.errors import ConfigError, MissingExtraError
 from rag.settings import EmbeddingSettings
 from rag.types import Span
 
-__all__ = ["EmbeddedChunk", "Embedder", "EmbeddingCache", "cpu_has_bf16", "resolve_model"]
+__all__ = ["EmbeddedChunk", "Embedder", "EmbeddingCache", "cpu_has_bf16", "pick_dtype",
+           "resolve_model"]
 
 _DEFAULT_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 PREFIX_CHARS = 160  # title prefix given to the model with each chunk
@@ -81,7 +82,7 @@ class Embedder:
         import torch
 
         self.model_id, location = resolve_model(settings.model)
-        self.dtype = _pick_dtype(settings)
+        self.dtype = pick_dtype(settings)
         if settings.threads:
             torch.set_num_threads(settings.threads)
         for name in ("sentence_transformers", "transformers"):
@@ -275,7 +276,7 @@ def _deferred_module(name: str, spec: importlib.machinery.ModuleSpec | None) -> 
     return module
 
 
-def _pick_dtype(settings: EmbeddingSettings) -> str:
+def pick_dtype(settings: EmbeddingSettings) -> str:
     if settings.dtype != "auto":
         return settings.dtype
     return "bfloat16" if settings.device == "cpu" and cpu_has_bf16() else "float32"
