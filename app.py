@@ -100,7 +100,7 @@ def _open_index(settings: Any, *, build: bool) -> Any:
     docs = Path(settings.docs_dir)
     if build and (docs.exists() or not rag.exists):
         verb = "updating" if rag.exists else "building"
-        print(f"{verb} the index {settings.index_dir} from {docs}/ …", file=sys.stderr)
+        print(f"{verb} the index in {settings.index_dir}/ from {docs}/ …", file=sys.stderr)
         bar = _ProgressBar()
         try:
             report = rag.add([docs], progress=bar)

@@ -43,7 +43,7 @@ __all__ = ["BenchPlan", "make_synthetic_corpus", "run_bench"]
 
 SECTIONS = ("build", "query", "startup", "scale")
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]
-_DEV_SET = Path("shared") / "eval" / "trail_dev.jsonl"
+_QUESTIONS = _PROJECT_ROOT / "tests" / "data" / "trail_questions.jsonl"
 # Characters per chunk step: ours (200 tokens, 40 overlap) advance ~690 characters through this
 # prose, the recipe's (1000 characters, 200 overlap) ~800; sized so both get ``chunks``.
 _CHARS_PER_CHUNK = 830
@@ -196,12 +196,9 @@ def _cites(note: Path, ids: set[str]) -> bool:
 
 
 def _questions(given: str | None, work: Path, plan: BenchPlan) -> Path:
-    candidates = [Path(given)] if given else [
-        Path.cwd().parent / _DEV_SET, _PROJECT_ROOT.parent / _DEV_SET]
-    found = next((p for p in candidates if p.is_file()), None)
-    if found is None:
-        raise RagError("no question file: pass --questions FILE.jsonl (default "
-                       f"../{_DEV_SET})")
+    found = Path(given) if given else _QUESTIONS
+    if not found.is_file():
+        raise RagError(f"no question file at {found}: pass --questions FILE.jsonl")
     if plan.question_limit is None:
         return found.resolve()
     lines = [ln for ln in found.read_text(encoding="utf-8").splitlines() if ln.strip()]

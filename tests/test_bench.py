@@ -13,18 +13,11 @@ from rag.bench import make_synthetic_corpus
 from rag.bench_scale import recommend
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEV_SET = PROJECT_ROOT.parent / "shared" / "eval" / "trail_dev.jsonl"
+QUESTIONS = PROJECT_ROOT / "tests" / "data" / "trail_questions.jsonl"
 
 
 def _questions(tmp_path: Path) -> Path:
-    if DEV_SET.is_file():
-        return DEV_SET
-    path = tmp_path / "questions.jsonl"  # a checkout without ../shared
-    items = [{"id": "q1", "question": "Why are primary CLL cells resistant to TRAIL?",
-              "must_include": [["TRAIL"]]},
-             {"id": "q2", "question": "What is aponermin?", "must_include": [["aponermin"]]}]
-    path.write_text("\n".join(json.dumps(i) for i in items) + "\n", encoding="utf-8")
-    return path
+    return QUESTIONS
 
 
 @pytest.fixture(scope="module")

@@ -36,15 +36,13 @@ SECONDS = float(os.environ.get("RAG_LOAD_SECONDS", "15"))
 MEMORY_QUESTIONS = int(os.environ.get("RAG_LOAD_MEMORY_QUESTIONS", "2000"))
 WARM_UP_QUESTIONS = 200
 RSS_GROWTH_MB = 50.0
-DEV_QUESTIONS = PROJECT_ROOT.parent / "shared" / "eval" / "trail_dev.jsonl"
+QUESTIONS = PROJECT_ROOT / "tests" / "data" / "trail_questions.jsonl"
 
 
 def dev_questions() -> list[str]:
-    """The development questions when the shared set is present, else the UI's examples."""
-    if DEV_QUESTIONS.is_file():
-        lines = DEV_QUESTIONS.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line)["question"] for line in lines if line.strip()]
-    return list(EXAMPLES)
+    """The repository's own question set plus the UI's examples."""
+    lines = QUESTIONS.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["question"] for line in lines if line.strip()] + list(EXAMPLES)
 
 
 @dataclass

@@ -99,7 +99,8 @@ _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _MD_EMPHASIS = re.compile(r"(\*\*|__|\*|`)(?=\S)(.+?)(?<=\S)\1")
 _MD_LIST = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
 _LIST_FIELDS = ("authors", "diseases", "agents", "topics", "tags", "keywords", "mesh")
-_STRING_FIELDS = ("id", "title", "source", "journal", "pmid", "pmcid", "doi", "url", "evidence")
+_STRING_FIELDS = ("id", "title", "source", "journal", "pmid", "pmcid", "doi", "url", "evidence",
+                  "provenance")
 
 
 def load_markdown(data: bytes, name: str, settings: LoaderSettings) -> list[Document]:
