@@ -240,12 +240,12 @@ def query_recipe(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _recipe_quality(store: Any, path: str) -> dict[str, float]:
-    from rag.evaluate import _rank_of_hit, _retrieval_metrics
+    from rag.evaluate import rank_of_hit, retrieval_metrics
 
     items = [i for i in _questions(path, None) if not i.get("unanswerable")]
-    ranks = [_rank_of_hit([d.page_content for d in store.similarity_search(i["question"], k=10)],
+    ranks = [rank_of_hit([d.page_content for d in store.similarity_search(i["question"], k=10)],
                           i.get("must_include") or []) for i in items]
-    return _retrieval_metrics(ranks, 10)
+    return retrieval_metrics(ranks, 10)
 
 
 # -- scale ---------------------------------------------------------------------------------

@@ -71,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--strict", action="store_true",
                      help="exit with code 3 when the library holds no good evidence")
 
-    cmd = add("eval", "Evaluate retrieval and answers on a JSONL question set.")
-    cmd.add_argument("file", metavar="FILE.jsonl")
+    cmd = add("eval", "Evaluate retrieval and answers on JSONL question sets (must_include "
+              "items, unanswerable items, and PubMedQA items with a gold PMID and conclusion).")
+    cmd.add_argument("files", nargs="+", metavar="FILE.jsonl")
     cmd.add_argument("--k", type=int, default=10, help="passages retrieved per question")
     cmd.add_argument("--baselines", action="store_true",
                      help="also measure BM25-only and dense-only baselines")
@@ -105,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--json", action="store_true", help="print results as JSON")
     cmd.add_argument("--out", metavar="FILE", help="write the Markdown table to FILE")
     cmd.add_argument("--questions", metavar="FILE.jsonl",
-                     help="question set (default ../shared/eval/trail_dev.jsonl)")
+                     help="question set (default tests/data/trail_questions.jsonl)")
     cmd.add_argument("--only", action="append", metavar="SECTION",
                      choices=["build", "query", "startup", "scale"],
                      help="run only this section (repeatable): build, query, startup, scale")
@@ -278,11 +279,13 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.evaluate import evaluate_file, format_report
+    from rag.evaluate import evaluate_files, format_report
 
     rag = _open(args, settings)
-    report = evaluate_file(rag, Path(args.file), k=args.k, baselines=args.baselines)
-    _emit(args, report, format_report(report))
+    reports = evaluate_files(rag, [Path(f) for f in args.files], k=args.k,
+                             baselines=args.baselines)
+    data: dict[str, Any] = reports[0] if len(reports) == 1 else {"reports": reports}
+    _emit(args, data, "\n\n".join(format_report(r) for r in reports))
     return 0
 
 

@@ -105,7 +105,7 @@ def _chat(messages: list[dict[str, str]], settings: Settings) -> str:
 
 def _verify(reply: str, rows: list[int], snap: IndexSnapshot,
             embedder: Embedder) -> tuple[list[str], list[Citation], int]:
-    from rag.answering import ScoredSentence, make_citation
+    from rag.citations import make_citation
 
     text = " ".join(reply.split())
     spans = sentence_spans(text)
@@ -129,8 +129,8 @@ def _verify(reply: str, rows: list[int], snap: IndexSnapshot,
         chunk_row, sent_row, score = best
         start, end = (int(x) for x in snap.sent_spans[sent_row])
         n = len(citations) + 1
-        citations.append(make_citation(
-            n, ScoredSentence(sent_row, chunk_row, 0, start, end, score, score, 0.0), snap))
+        citations.append(make_citation(n, snap, chunk_row=chunk_row, start=start, end=end,
+                                       score=score))
         kept.append(_without_markers(piece).rstrip(".") + f" [{n}].")
     return kept, citations, dropped
 

@@ -20,12 +20,18 @@ def reference_line(citation: Citation) -> str:
 
 def answer_as_text(answer: Answer) -> str:
     lines = [answer.text, ""]
+    if answer.coverage:
+        lines.append("Question parts: " + "; ".join(
+            f"{c.label} ({c.kind}) " + (f"covered [{c.citation}]" if c.covered and c.citation
+                                        else "covered" if c.covered else "MISSING")
+            for c in answer.coverage))
+        lines.append("")
     if answer.citations:
         lines.append("References:")
         for c in answer.citations:
             lines.append(f"[{c.n}] {reference_line(c)}")
             lines.append(f"    \"{c.snippet}\"")
-    if not answer.supported and answer.passages:
+    if not answer.supported and answer.passages and not answer.missing:
         lines.append("Closest passages:")
         for p in answer.passages:
             lines.append(f"  {p.rank}. {p.title} ({p.doc_id}): {p.text[:200]}")

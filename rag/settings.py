@@ -80,10 +80,47 @@ class RetrievalSettings(_Section):
 
 
 class AnswerSettings(_Section):
-    max_sentences: int = Field(4, ge=1, le=5)
-    passages_considered: int = 8
+    model: Path | None = Field(None, description="Sentence-scorer JSON written by `python -m "
+                               "rag.training`; default: the packaged model.")
+    max_sentences: int = Field(3, ge=1, le=5, description="Most cited sentences per answer.")
+    max_words: int = Field(80, ge=10, description="Word budget of an extractive answer; the "
+                           "first sentence is always kept.")
+    passages_considered: int = Field(8, ge=1, description="Top passages whose sentences are "
+                                     "answer candidates.")
+    documents_considered: int = Field(3, ge=1, description="Top documents whose other "
+                                      "sentences are candidates too.")
+    whole_document_chunks: int = Field(12, ge=1, description="Documents up to this many chunks "
+                                       "contribute every sentence; longer ones the chunks "
+                                       "around their retrieved passages.")
+    selection_pool: int = Field(40, ge=1, description="Best-scored sentences that selection "
+                                "looks at after the first.")
+    score_window: float = Field(3.0, ge=0, description="Added sentences score at most this "
+                                "far (in model logits) below the first.")
+    other_document_window: float = Field(1.0, ge=0, description="Sentences from another "
+                                         "document than the first must score within this "
+                                         "many logits of it.")
+    cue_bonus: float = Field(1.0, ge=0, description="Logit bonus per answer cue a sentence "
+                             "adds (a count after a rate ...).")
+    framing_penalty: float = Field(2.0, ge=0, description="Logit penalty for a sentence that "
+                                   "frames a study (\"asked whether ...\") rather than "
+                                   "reporting what it found.")
+    restatement_penalty: float = Field(1.0, ge=0, description="Logit penalty for a sentence "
+                                       "that only restates the question (novelty below "
+                                       "min_novelty).")
+    min_novelty: float = Field(0.2, ge=0, le=1, description="Share of a sentence's words "
+                               "beyond the question's (synonyms included) below which it "
+                               "restates the question.")
+    missing_cue_penalty: float = Field(1.0, ge=0, description="Logit penalty for a sentence "
+                                       "that carries none of the answer cues the question "
+                                       "asks for (no figure for 'how many', no mechanism "
+                                       "for 'why').")
+    word_bonus: float = Field(0.0, ge=0, description="Logit bonus per question word a "
+                              "sentence adds.")
+    same_document_bonus: float = Field(1.0, ge=0, description="Logit bonus for a sentence "
+                                       "from the same document as the first one.")
+    duplicate_overlap: float = Field(0.8, gt=0, le=1, description="Word overlap above which a "
+                                     "sentence repeats one already chosen.")
     min_support: float = Field(0.40, description="Support score below which answers refuse.")
-    duplicate_similarity: float = 0.9
 
 
 class LLMSettings(_Section):

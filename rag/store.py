@@ -107,6 +107,19 @@ class IndexSnapshot:
     approximate_index: Any = None  # read from vectors.faiss; None for a flat generation
     _db_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _db: sqlite3.Connection | None = field(default=None, repr=False)
+    # Values derived from this generation on first use (e.g. per-document facts the answer
+    # composer checks); the generation never changes, so they never go stale.
+    derived: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+    def doc_chunk_rows(self, doc_id: str) -> list[int]:
+        """Chunk rows of one document, in reading order."""
+        index = self.derived.get("doc_rows")
+        if index is None:
+            index = {}
+            for row, chunk in enumerate(self.chunks):
+                index.setdefault(chunk.doc_id, []).append(row)
+            self.derived["doc_rows"] = index
+        return index.get(doc_id, [])
 
     @property
     def searches_approximately(self) -> bool:

@@ -13,6 +13,7 @@ __all__ = [
     "Answer",
     "Chunk",
     "Citation",
+    "ConstraintCoverage",
     "Document",
     "IndexReport",
     "Passage",
@@ -152,8 +153,29 @@ class Citation:
 
 
 @dataclass(frozen=True, slots=True)
+class ConstraintCoverage:
+    """One part of the question (a disease, agent, trial phase, population, measure ...) and
+    whether the cited evidence covers it; ``citation`` is the ``n`` of a citation from the
+    covering document, when one is cited."""
+
+    kind: str
+    label: str
+    covered: bool
+    citation: int | None = None
+    doc_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
-    """An answer: text with ``[n]`` markers, its citations and the passages behind it."""
+    """An answer: text with ``[n]`` markers, its citations and the passages behind it.
+
+    ``coverage`` lists the question's constraints and which of them the evidence covers; when
+    a key constraint is missing, ``supported`` is false and ``text`` says what is missing
+    before quoting the closest evidence.
+    """
 
     question: str
     text: str
@@ -164,6 +186,11 @@ class Answer:
     support_score: float = 0.0
     mode: str = "extractive"
     notes: tuple[str, ...] = ()
+    coverage: tuple[ConstraintCoverage, ...] = ()
+
+    @property
+    def missing(self) -> tuple[ConstraintCoverage, ...]:
+        return tuple(c for c in self.coverage if not c.covered)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -173,6 +200,7 @@ class Answer:
             "support_score": round(self.support_score, 4),
             "mode": self.mode,
             "notes": list(self.notes),
+            "coverage": [c.to_dict() for c in self.coverage],
             "citations": [c.to_dict() for c in self.citations],
             "passages": [p.to_dict() for p in self.passages],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},

@@ -60,6 +60,11 @@ CSS = """
 .rag-warning { background: #fff4e5; color: #6b3d00; border: 1px solid #f0b35b;
   border-radius: 8px; padding: 0.6rem 0.8rem; margin-bottom: 0.7rem; }
 .rag-empty { color: var(--body-text-color-subdued); }
+.rag-coverage h4 { margin: 0.8rem 0 0.3rem; }
+.rag-parts { list-style: none; padding-left: 0; display: flex; flex-wrap: wrap; gap: 0.4rem; }
+.rag-part { border-radius: 999px; padding: 0.1rem 0.6rem; font-size: 0.85rem; }
+.rag-part-covered { background: #e6f4ea; color: #14532d; }
+.rag-part-missing { background: #fde8e8; color: #7f1d1d; font-weight: 600; }
 """
 _HIDDEN: Any = "private"  # UI events are not API endpoints
 

@@ -79,17 +79,42 @@ def _link(url: str, label: str, css: str) -> str:
 def chat_message(answer: Answer, *, text: str | None = None) -> str:
     """The assistant's chat bubble (Markdown). ``text`` is a prefix while streaming."""
     body = escape_markdown(answer.text if text is None else text)
-    if not answer.supported:
+    if not answer.supported and not answer.missing:
         body = ("**No good evidence in the library for this question.** "
                 "The closest passages are shown separately in the source panel.")
+    elif not answer.supported and text is None:
+        body = "**Not answered: a part of the question is missing from the library.** " + body
     lines = [body]
     if text is None:
+        if answer.coverage:
+            lines.append(coverage_markdown(answer))
         if answer.supported and answer.citations:
             lines.append(f"*{len(answer.citations)} cited sentence"
                          f"{'s' if len(answer.citations) != 1 else ''}; "
                          "sources in the panel on the right.*")
         lines += [f"*note: {escape_markdown(n)}*" for n in answer.notes]
     return "\n\n".join(lines)
+
+
+def coverage_markdown(answer: Answer) -> str:
+    """``Covers: ✓ dulanermin · ✓ phase 3 · ✗ acute myeloid leukemia``."""
+    parts = [("✓ " if c.covered else "✗ ") + escape_markdown(c.label)
+             + (f" [{c.citation}]" if c.citation else "") for c in answer.coverage]
+    return "*Question parts in the evidence:* " + " · ".join(parts)
+
+
+def coverage_html(answer: Answer) -> str:
+    """The question's parts, each marked covered or missing, for the source panel."""
+    if not answer.coverage:
+        return ""
+    items = "".join(
+        f'<li class="rag-part rag-part-{"covered" if c.covered else "missing"}" '
+        f'data-covered="{"yes" if c.covered else "no"}" title="{escape(c.kind)}">'
+        f'{"✓" if c.covered else "✗"} {escape(c.label)} '
+        f'<span class="rag-muted">{escape(c.kind)}</span></li>'
+        for c in answer.coverage)
+    return (f'<div class="rag-coverage"><h4>Question parts in the evidence</h4>'
+            f'<ul class="rag-parts">{items}</ul></div>')
 
 
 def stream_steps(text: str, *, words_per_step: int = 6) -> list[str]:
@@ -111,12 +136,28 @@ def sources_html(answer: Answer | None, doc_text: _DOC_TEXT | None = None) -> st
         return ('<div class="rag-sources rag-empty">Sources for the answer appear here: '
                 "title, authors, journal, year, PubMed and DOI links, and the passage with "
                 "the cited sentence highlighted.</div>")
+    if not answer.supported and answer.missing and answer.citations:
+        return _missing_html(answer, doc_text)
     if not answer.supported:
         return _unsupported_html(answer)
     cards = [_card_html(group, answer.passages, doc_text)
              for group in _group_by_chunk(answer.citations)]
     return ('<div class="rag-sources"><h3>Sources</h3>'
-            f'<ol class="rag-cites">{"".join(cards)}</ol></div>')
+            f'<ol class="rag-cites">{"".join(cards)}</ol>{coverage_html(answer)}</div>')
+
+
+def _missing_html(answer: Answer, doc_text: _DOC_TEXT | None) -> str:
+    """A part of the question is not in the library: say so, then the closest evidence."""
+    missing = ", ".join(escape(c.label) for c in answer.missing)
+    cards = [_card_html(group, answer.passages, doc_text)
+             for group in _group_by_chunk(answer.citations)]
+    return (
+        '<div class="rag-sources"><div class="rag-warning rag-missing" role="alert">'
+        f"<strong>Missing from the library:</strong> {missing}. The evidence below is the "
+        "closest the library holds; it does <em>not</em> answer the question.</div>"
+        f"{coverage_html(answer)}<h3>Closest evidence</h3>"
+        f'<ol class="rag-cites">{"".join(cards)}</ol></div>'
+    )
 
 
 def _unsupported_html(answer: Answer) -> str:

@@ -84,6 +84,26 @@ def test_answer_shows_markers_and_the_source_panel(page: Any, screenshot_dir: Pa
     assert "Does bortezomib restore TRAIL sensitivity in myeloma?" in asked
 
 
+def test_a_missing_part_of_the_question_is_shown_not_answered(page: Any,
+                                                             screenshot_dir: Path) -> None:
+    question = "Does bortezomib restore TRAIL sensitivity in acute myeloid leukemia?"
+    box = page.locator("#rag-question textarea")
+    box.fill(question)
+    box.press("Enter")
+    warning = page.locator("#rag-sources .rag-missing")
+    warning.wait_for(timeout=ANSWER_TIMEOUT_MS)
+    assert "acute myeloid leukemia" in warning.inner_text()
+    missing = page.locator("#rag-sources .rag-part-missing")
+    assert missing.count() == 1 and "acute myeloid leukemia" in missing.inner_text()
+    covered = page.locator("#rag-sources .rag-part-covered").all_inner_texts()
+    assert any("bortezomib" in text for text in covered)
+    # The closest evidence is shown, highlighted, but labelled as not answering.
+    assert "Bortezomib raises" in page.locator("#rag-sources .rag-title").first.inner_text()
+    chat = page.locator("#rag-chat").inner_text()
+    assert "Not answered" in chat and "acute myeloid leukemia" in chat
+    page.screenshot(path=str(screenshot_dir / "ui-missing.png"), full_page=True)
+
+
 def test_script_payload_renders_as_text(page: Any, screenshot_dir: Path) -> None:
     from playwright.sync_api import expect
 

@@ -26,7 +26,7 @@ CITATION_KEYS = {"n", "doc_id", "chunk_id", "title", "source", "pmid", "doi", "u
 PASSAGE_KEYS = {"rank", "doc_id", "chunk_id", "title", "text", "score", "section", "page"}
 METRICS = ("passage_hit@1", "passage_hit@3", "passage_hit@5", "passage_hit@10", "mrr@10",
            "answer_hit", "citation_valid", "refusal_ok", "false_refusal", "latency_ms_p50",
-           "latency_ms_p95")
+           "latency_ms_p95", "citations_per_answer", "answer_words")
 EVAL_ITEMS = [
     {"id": "smac", "question": QUESTION, "must_include": [["birinapant"], ["XIAP"]]},
     {"id": "cll", "question": "Why are primary CLL cells resistant to TRAIL?",

@@ -14,7 +14,7 @@ from rag.synonyms import CASE_SENSITIVE, build_table, load_synonyms, normalize_t
 
 def _raw_groups() -> list[list[str]]:
     text = resources.files("rag").joinpath("data/synonyms.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)["groups"]
+    return [group for groups in yaml.safe_load(text)["groups"].values() for group in groups]
 
 
 RAW_GROUPS = _raw_groups()
@@ -28,9 +28,31 @@ def test_table_loads() -> None:
 
 
 @pytest.mark.parametrize("group", RAW_GROUPS, ids=[g[0] for g in RAW_GROUPS])
-def test_group_has_two_or_more_distinct_names(group: list[str]) -> None:
+def test_group_names_are_distinct(group: list[str]) -> None:
     assert all(isinstance(name, str) and name.strip() == name and name for name in group)
-    assert len({normalize_term(name) for name in group}) >= 2
+    assert len(set(group)) == len(group)
+
+
+@pytest.mark.parametrize(("term", "kind"), [
+    ("acute myeloid leukaemia", "disease"), ("HGS-ETR1", "agent"), ("TRAIL-R2", "molecule"),
+    ("paediatric", "population"), ("PFS", "measure"), ("cord blood transplant", "procedure"),
+    ("sourdough", None),
+])
+def test_every_group_has_a_kind(term: str, kind: str | None) -> None:
+    assert load_synonyms().kind_of(term) == kind
+
+
+@pytest.mark.parametrize(("specific", "general", "covers"), [
+    ("APL", "leukemia", True), ("APL", "AML", True), ("mantle cell lymphoma", "NHL", True),
+    ("myeloma", "blood cancers", True), ("leukemia", "AML", False), ("AML", "CLL", False),
+    ("NSCLC", "AML", False), ("AML", "AML", True),
+])
+def test_broader_names_cover_narrower_evidence(specific: str, general: str,
+                                               covers: bool) -> None:
+    table = load_synonyms()
+    a, b = table.group_index(specific), table.group_index(general)
+    assert a is not None and b is not None
+    assert table.covers(a, b) is covers
 
 
 @pytest.mark.parametrize(("canonical", "name"), ALL_NAMES,
@@ -166,6 +188,7 @@ def test_lowercase_all_is_an_ordinary_word_in_queries() -> None:
         pytest.param([["DR5", "TRAIL-R2"], ["TRAIL R2", "KILLER"]], "two groups",
                      id="name-in-two-groups"),
         pytest.param([["DR5", " "]], "at least two names", id="blank-name"),
+        pytest.param({"colour": [["red", "rouge"]]}, "unknown synonym kind", id="bad-kind"),
     ],
 )
 def test_bad_tables_are_refused(groups: list[list[str]], message: str) -> None:

@@ -1,0 +1,103 @@
+"""Question constraints (disease, agent, phase, population, measure, unknown names) and
+whether documents cover them together. No model needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.constraints import DocEvidence, check_coverage, doc_evidence, find_constraints
+from rag.synonyms import load_synonyms
+
+
+def _kinds(question: str, **kwargs: object) -> dict[str, str]:
+    return {c.label: c.kind for c in find_constraints(question, **kwargs)}  # type: ignore[arg-type]
+
+
+def test_constraints_keep_the_question_wording_and_kind() -> None:
+    found = _kinds("What was the median overall survival in the randomized phase 3 trial of "
+                   "dulanermin in acute myeloid leukaemia?")
+    assert found == {"overall survival": "measure", "phase 3": "phase",
+                     "dulanermin": "agent", "acute myeloid leukaemia": "disease"}
+
+
+@pytest.mark.parametrize(("question", "label", "kind"), [
+    ("What is the half-life of ONC201 in children with leukemia?", "children", "population"),
+    ("Which TRAIL gene variant predicts GVHD after cord blood transplantation?",
+     "cord blood transplantation", "procedure"),
+    ("Is any TRAIL agonist approved by the European Medicines Agency?",
+     "European Medicines Agency", "regulator"),
+    ("Does zorbatumab work in myeloma?", "zorbatumab", "agent"),  # by its -mab stem
+    ("Results of the phase I/II study?", "phase I/II", "phase"),
+])
+def test_constraint_kinds(question: str, label: str, kind: str) -> None:
+    assert _kinds(question)[label] == kind
+
+
+def test_unseen_name_like_words_become_terms() -> None:
+    unseen = {"jak2", "v617f"}
+    found = _kinds("How does TRAIL interact with JAK2 V617F signalling?",
+                   is_unseen=lambda token: token in unseen)
+    assert found["JAK2"] == "molecule"  # named by the synonym table first
+    assert found["V617F"] == "term"
+    assert "signalling" not in found and "How" not in found
+
+
+def test_compounds_of_known_words_are_not_terms() -> None:
+    known = {"trail", "trigger"}
+    found = _kinds("Is HOIP needed for TRAIL-triggered NF-kB?",
+                   is_unseen=lambda token: token not in known | {"hoip", "need", "nf", "kb"})
+    assert "TRAIL-triggered" not in found
+
+
+def _doc(doc_id: str, text: str, **meta: object) -> DocEvidence:
+    return doc_evidence(doc_id, [text], meta)
+
+
+NSCLC = _doc("nsclc", "A phase 3 trial of dulanermin with chemotherapy in non-small-cell lung "
+             "cancer reported progression-free and overall survival.", evidence="phase 3")
+AML = _doc("aml", "Venetoclax with eftozanermin alfa in acute myeloid leukemia, a phase 1b "
+           "study.")
+
+
+def test_a_constraint_counts_only_together_with_the_question_s_other_parts() -> None:
+    constraints = find_constraints("What was the overall survival in the phase 3 trial of "
+                                   "dulanermin in AML?")
+    coverage = {c.constraint.label: c for c in check_coverage(constraints, [NSCLC, AML])}
+    # Each part exists somewhere, but no document has dulanermin, phase 3 and AML together.
+    assert not any(c.covered for c in coverage.values())
+
+
+def test_question_answered_by_one_document_is_covered() -> None:
+    constraints = find_constraints("What overall survival did dulanermin give in NSCLC?")
+    coverage = check_coverage(constraints, [AML, NSCLC])
+    assert all(c.covered for c in coverage)
+    assert {c.doc_id for c in coverage} == {"nsclc"}
+
+
+def test_several_values_of_one_kind_may_come_from_different_documents() -> None:
+    constraints = find_constraints("Compare dulanermin and eftozanermin alfa.")
+    coverage = {c.constraint.label: c.doc_id for c in check_coverage(constraints, [NSCLC, AML])}
+    assert coverage == {"dulanermin": "nsclc", "eftozanermin alfa": "aml"}
+
+
+@pytest.mark.parametrize(("doc_text", "question", "covered"), [
+    ("Acute promyelocytic leukemia blasts died.", "Does TRAIL kill leukemia cells?", True),
+    ("Mantle cell lymphoma lines resisted TRAIL.", "TRAIL in non-Hodgkin lymphoma?", True),
+    ("Myeloma cells resisted TRAIL.", "TRAIL in blood cancers?", True),
+    ("Leukemia cells resisted TRAIL.", "TRAIL in AML?", False),  # broader does not cover
+    ("XIAP blocked caspase-3.", "Which IAP proteins block TRAIL?", True),
+])
+def test_broader_terms_are_covered_by_narrower_evidence(doc_text: str, question: str,
+                                                        covered: bool) -> None:
+    constraints = [c for c in find_constraints(question) if c.kind != "molecule"
+                   or c.label != "TRAIL"]
+    coverage = check_coverage(constraints, [_doc("d", doc_text)])
+    assert all(c.covered for c in coverage) is covered
+
+
+def test_metadata_and_phase_from_the_evidence_field_count() -> None:
+    doc = _doc("note", "The trial enrolled 417 patients.", diseases=["multiple myeloma"],
+               agents=["aponermin"], evidence="phase 3")
+    constraints = find_constraints("phase III aponermin myeloma results")
+    assert all(c.covered for c in check_coverage(constraints, [doc]))
+    assert load_synonyms().kind_of("aponermin") == "agent"
