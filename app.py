@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rag.errors import RagError
 
     try:
-        from rag.ui_files import parse_auth
+        from rag.interfaces.ui.files import parse_auth
 
         settings = _settings(args)
         auth = parse_auth(settings.ui.auth)  # a bad login setting fails before any indexing
@@ -119,7 +119,7 @@ def _open_index(settings: Any, *, build: bool) -> Any:
 
 
 def _serve(rag: Any, settings: Any, auth: list[tuple[str, str]] | None) -> int:
-    from rag.ui import CSS, build_app, theme
+    from rag.interfaces.ui.app import CSS, build_app, theme
 
     ui = settings.ui
     if auth is None and not _is_loopback(ui.host):

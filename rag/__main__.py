@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.cli import run
+from rag.interfaces.cli import run
 
 if __name__ == "__main__":
     run()

@@ -14,11 +14,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rag.embedding import Embedder
+from rag.embed.embedder import Embedder
 from rag.errors import DocumentNotFoundError, IndexNotFoundError
-from rag.indexing import expected_manifest, remove_documents, update_index
+from rag.ingest.pipeline import expected_manifest, remove_documents, update_index
 from rag.settings import Settings, load_settings
-from rag.store import DocRecord, IndexSnapshot, check_manifest, current_generation, open_snapshot
+from rag.store.generations import (
+    DocRecord,
+    IndexSnapshot,
+    check_manifest,
+    current_generation,
+    open_snapshot,
+)
 from rag.types import Answer, Document, IndexReport, Passage
 
 __all__ = ["RAG"]
@@ -158,7 +164,7 @@ class RAG:
     def search(self, query: str, k: int | None = None, *,
                filters: Mapping[str, Any] | None = None) -> list[Passage]:
         """Hybrid (dense + BM25) search; returns ranked passages."""
-        from rag.retrieval import clean_query, retrieve
+        from rag.retrieve.hybrid import clean_query, retrieve
 
         clean_query(query)  # a bad query fails at once, before the model loads
         self.check_compatible()
@@ -168,8 +174,8 @@ class RAG:
     def ask(self, question: str, k: int | None = None, *,
             filters: Mapping[str, Any] | None = None, mode: str = "extractive") -> Answer:
         """Answer ``question`` from the library with sentence-level citations."""
-        from rag.answering import answer_question
-        from rag.retrieval import clean_query
+        from rag.answer.extractive import answer_question
+        from rag.retrieve.hybrid import clean_query
 
         clean_query(question)  # a bad question fails at once, before the model loads
         self.check_compatible()

@@ -81,7 +81,7 @@ class RetrievalSettings(_Section):
 
 class AnswerSettings(_Section):
     model: Path | None = Field(None, description="Sentence-scorer JSON written by `python -m "
-                               "rag.training`; default: the packaged model.")
+                               "rag.eval.training`; default: the packaged model.")
     max_sentences: int = Field(3, ge=1, le=5, description="Most cited sentences per answer.")
     max_words: int = Field(80, ge=10, description="Word budget of an extractive answer; the "
                            "first sentence is always kept.")

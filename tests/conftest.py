@@ -20,7 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from rag import RAG, Settings  # the environment above must come first
-from rag.embedding import Embedder
+from rag.embed.embedder import Embedder
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(__file__).resolve().parent / "data"

@@ -14,7 +14,7 @@ import pytest
 from answer_support import OFF_TOPIC, ON_TOPIC, ask_checked, build_index
 
 from rag import RAG, QueryError, Settings
-from rag.answering import NO_EVIDENCE
+from rag.answer.extractive import NO_EVIDENCE
 
 ANSWER_KEYS = {"question", "answer", "supported", "citations", "passages", "timings_ms"}
 CITATION_KEYS = {"n", "doc_id", "chunk_id", "title", "source", "pmid", "doi", "url", "section",

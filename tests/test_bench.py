@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from rag.bench import make_synthetic_corpus
-from rag.bench_scale import recommend
+from rag.bench.runner import make_synthetic_corpus
+from rag.bench.scale import recommend
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = PROJECT_ROOT / "tests" / "data" / "trail_questions.jsonl"

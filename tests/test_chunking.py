@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.chunking import split_document
-from rag.cleaning import sentence_spans
-from rag.embedding import Embedder
-from rag.loaders import load_file
+from rag.embed.embedder import Embedder
+from rag.ingest.chunking import split_document
+from rag.ingest.cleaning import sentence_spans
+from rag.ingest.loaders import load_file
 from rag.settings import ChunkingSettings, Settings
 from rag.types import Chunk, Document
 

@@ -6,7 +6,7 @@ from itertools import pairwise
 
 import pytest
 
-from rag.cleaning import clean_text, sentence_spans, slugify
+from rag.ingest.cleaning import clean_text, sentence_spans, slugify
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """The command line over the index: index, status, show, remove; JSON output and exit codes.
 
-Commands run in-process through ``rag.cli.main`` (the model's files are already in memory, so
-each run's own model loads in a fraction of a second); one run goes through ``python -m rag``.
+Commands run in-process through ``rag.interfaces.cli.main`` (the model's files are already
+in memory, so each run's own model loads in a fraction of a second); one run goes through
+``python -m rag``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from rag.cli import main
+from rag.interfaces.cli import main
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 

@@ -1,8 +1,8 @@
 """The answer commands of the CLI: ``ask``, ``show``, ``search`` and ``eval``.
 
 ``ask`` and ``eval`` run as real ``python -m rag`` child processes (each loads the model, so
-they are marked slow); ``search`` and the error cases call ``rag.cli.main`` in this process,
-which is the same code behind the same argument parser.
+they are marked slow); ``search`` and the error cases call ``rag.interfaces.cli.main`` in this
+process, which is the same code behind the same argument parser.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from answer_support import OFF_TOPIC, ask_checked, build_index
 
 from rag import RAG
-from rag.cli import main
+from rag.interfaces.cli import main
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "How does a SMAC mimetic overcome XIAP in AML blasts?"

@@ -18,8 +18,8 @@ import pytest
 from answer_support import ask_checked
 
 from rag import RAG, Settings
-from rag.answering import CandidatePool, select_sentences
-from rag.sentence_features import Candidate
+from rag.answer.extractive import CandidatePool, select_sentences
+from rag.answer.features import Candidate
 
 NOTES = Path(__file__).resolve().parent / "data" / "composer_notes"
 MODEL = Path(__file__).resolve().parents[1] / "rag" / "data" / "answer_model.json"
@@ -157,7 +157,7 @@ def test_a_covered_question_lists_what_covers_it(rag: RAG) -> None:
 
 def test_eval_scores_pubmedqa_and_must_include_items_together(rag: RAG,
                                                               tmp_path: Path) -> None:
-    from rag.evaluate import evaluate_files
+    from rag.eval.evaluate import evaluate_files
 
     pubmedqa = tmp_path / "pqa.jsonl"
     pubmedqa.write_text(json.dumps({

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.constraints import DocEvidence, check_coverage, doc_evidence, find_constraints
-from rag.synonyms import load_synonyms
+from rag.answer.constraints import DocEvidence, check_coverage, doc_evidence, find_constraints
+from rag.retrieve.synonyms import load_synonyms
 
 
 def _kinds(question: str, **kwargs: object) -> dict[str, str]:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from rag import RAG
-from rag.store import IndexSnapshot, current_generation
+from rag.store.generations import IndexSnapshot, current_generation
 
 pytestmark = pytest.mark.slow
 

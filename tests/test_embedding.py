@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import rag.embedding as embedding
-from rag.embedding import Embedder
+import rag.embed.embedder as embedding
+from rag.embed.embedder import Embedder
 from rag.settings import EmbeddingSettings
 
 TEXTS = [
@@ -55,7 +55,7 @@ def test_questions_leave_the_thread_count_alone(embedder: Embedder) -> None:
 
 _SKLEARN_PROBE = """
 import sys
-from rag.embedding import Embedder
+from rag.embed.embedder import Embedder
 from rag.settings import EmbeddingSettings
 
 Embedder(EmbeddingSettings())

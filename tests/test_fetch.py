@@ -24,11 +24,11 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from rag.cli import main
-from rag.fetch import fetch_pubmed
-from rag.loaders import load_file
-from rag.ncbi import RateLimiter
+from rag.ingest.loaders import load_file
+from rag.interfaces.cli import main
 from rag.settings import LoaderSettings, load_settings
+from rag.sources.ncbi import RateLimiter
+from rag.sources.pubmed import fetch_pubmed
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,9 @@ from appserver import (
 )
 
 from rag import RAG, Settings
-from rag.cli import main
 from rag.errors import EmptyCorpusError
-from rag.ui_files import sanitize_filename
+from rag.interfaces.cli import main
+from rag.interfaces.ui.files import sanitize_filename
 
 pytestmark = pytest.mark.slow
 

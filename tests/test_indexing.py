@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from rag import RAG, Settings
-from rag.embedding import Embedder
+from rag.embed.embedder import Embedder
 from rag.errors import (
     DocumentNotFoundError,
     EmptyCorpusError,

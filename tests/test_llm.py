@@ -20,8 +20,8 @@ import pytest
 from answer_support import OFF_TOPIC, ask_checked, build_index
 
 from rag import RAG, Answer, Settings
-from rag.answering import NO_EVIDENCE
-from rag.llm import SYSTEM_PROMPT
+from rag.answer.extractive import NO_EVIDENCE
+from rag.answer.llm import SYSTEM_PROMPT
 
 QUESTION = "How does a SMAC mimetic overcome XIAP in AML blasts?"
 Reply = Callable[[dict[str, Any]], str]

@@ -25,7 +25,7 @@ import pytest
 from appserver import PROJECT_ROOT, ApiError, App, call_api, run_app
 
 from rag import RAG
-from rag.ui import EXAMPLES
+from rag.interfaces.ui.app import EXAMPLES
 
 psutil = pytest.importorskip("psutil", reason="the load test needs the bench extra (psutil)")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rag.errors import DocumentLoadError
-from rag.loaders import iter_files, load_file
+from rag.ingest.loaders import iter_files, load_file
 from rag.settings import Settings
 from rag.types import Document
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.question import classify_question, expected_cues, sentence_cues
+from rag.answer.question import classify_question, expected_cues, sentence_cues
 
 
 @pytest.mark.parametrize(("question", "flag"), [

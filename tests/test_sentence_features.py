@@ -8,11 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.errors import ConfigError
-from rag.lexical import tokenize
-from rag.question import classify_question
-from rag.retrieval import query_concepts
-from rag.sentence_features import (
+from rag.answer.features import (
     FEATURES,
     Candidate,
     feature_matrix,
@@ -22,6 +18,10 @@ from rag.sentence_features import (
     question_vocabulary,
     section_role,
 )
+from rag.answer.question import classify_question
+from rag.errors import ConfigError
+from rag.retrieve.hybrid import query_concepts
+from rag.retrieve.lexical import tokenize
 
 
 @pytest.mark.parametrize(("title", "role"), [

@@ -15,8 +15,8 @@ import pytest
 
 from rag import RAG, Settings
 from rag.errors import IndexMismatchError, IndexNotFoundError, IndexWriteError
-from rag.indexing import expected_manifest
-from rag.store import FORMAT_VERSION, check_manifest, current_generation, open_snapshot
+from rag.ingest.pipeline import expected_manifest
+from rag.store.generations import FORMAT_VERSION, check_manifest, current_generation, open_snapshot
 from rag.types import Answer
 
 OpenRag = Callable[..., RAG]
@@ -230,7 +230,7 @@ def test_a_flat_generation_has_no_faiss_file_and_searches_the_vectors(
 
 
 def test_an_approximate_index_is_used_as_it_is(tmp_path: Path, open_rag: OpenRag) -> None:
-    from rag.bench_scale import write_synthetic_store
+    from rag.bench.scale import write_synthetic_store
 
     written = write_synthetic_store(tmp_path / "ivf", 2_000, index_type="ivf-sq8")
     assert written["sentences"] == 3_000

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from rag.errors import ConfigError
-from rag.retrieval import query_concepts
-from rag.synonyms import CASE_SENSITIVE, build_table, load_synonyms, normalize_term
+from rag.retrieve.hybrid import query_concepts
+from rag.retrieve.synonyms import CASE_SENSITIVE, build_table, load_synonyms, normalize_term
 
 
 def _raw_groups() -> list[list[str]]:

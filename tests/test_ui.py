@@ -16,9 +16,9 @@ import httpx
 import pytest
 from appserver import NOTES, PAYLOAD_SCRIPT, PROJECT_ROOT, UPLOAD_NOTE, App, run_app
 
+from rag.interfaces.ui.files import Upload, parse_auth, sanitize_filename, save_uploads
+from rag.interfaces.ui.render import build_filters, escape, escape_markdown, sources_html
 from rag.types import Answer, Citation, Passage
-from rag.ui_files import Upload, parse_auth, sanitize_filename, save_uploads
-from rag.ui_render import build_filters, escape, escape_markdown, sources_html
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rag.settings import Settings, StoreSettings
-from rag.vectorindex import (
+from rag.store.vectors.faiss_index import (
     EXACT_SEARCH_LIMIT,
     build_vector_index,
     configure_search,
