@@ -7,7 +7,7 @@ PIP     := $(PY) -m pip
 TORCH   ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: install install-test run test lint bench clean
+.PHONY: install install-test run test test-fast lint bench clean
 
 $(VENV)/.core: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,6 +27,10 @@ run: install
 
 test: install-test
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+# the unit tier: no test marked slow or browser (end-to-end runs, subprocesses, the web app)
+test-fast: install-test
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow and not browser"
 
 lint: install-test
 	$(VENV)/bin/ruff check rag tests app.py

@@ -72,45 +72,20 @@ def _settings(args: argparse.Namespace) -> Any:
     return settings.with_updates(**updates) if updates else settings
 
 
-class _ProgressBar:
-    """``progress(done, total)`` for ``RAG.add``: a tqdm bar on stderr once embedding starts."""
-
-    def __init__(self) -> None:
-        self._bar: Any = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if total and self._bar is None:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr)
-        if self._bar is not None:
-            self._bar.n = done
-            self._bar.refresh()
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
 def _open_index(settings: Any, *, build: bool) -> Any:
     from rag.errors import IndexNotFoundError
     from rag.facade import RAG
+    from rag.interfaces.progress import ProgressBar
+    from rag.interfaces.render import index_report_lines
 
     rag = RAG.open(settings.index_dir, settings=settings)
     docs = Path(settings.docs_dir)
     if build and (docs.exists() or not rag.exists):
         verb = "updating" if rag.exists else "building"
         print(f"{verb} the index in {settings.index_dir}/ from {docs}/ …", file=sys.stderr)
-        bar = _ProgressBar()
-        try:
+        with ProgressBar() as bar:
             report = rag.add([docs], progress=bar)
-        finally:
-            bar.close()
-        counts = report.to_dict()["counts"]
-        print("index: {added} added, {updated} updated, {removed} removed, {unchanged} "
-              "unchanged, {skipped} skipped".format(**counts), file=sys.stderr)
-        for skipped in report.skipped:
-            print(f"  skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+        print("\n".join(index_report_lines(report, brief=True)), file=sys.stderr)
     if not rag.exists:
         raise IndexNotFoundError(f"no index at {settings.index_dir}; run without --no-build "
                                  "or `python -m rag index` first")

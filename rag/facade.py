@@ -12,20 +12,21 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rag.embed.embedder import Embedder
 from rag.errors import DocumentNotFoundError, IndexNotFoundError
 from rag.ingest.pipeline import expected_manifest, remove_documents, update_index
 from rag.settings import Settings, load_settings
-from rag.store.generations import (
-    DocRecord,
-    IndexSnapshot,
-    check_manifest,
-    current_generation,
-    open_snapshot,
-)
+from rag.store.manifest import check_manifest, current_generation
+from rag.store.metadata import DocRecord
+from rag.store.snapshot import IndexSnapshot, open_snapshot
 from rag.types import Answer, Document, IndexReport, Passage
+
+if TYPE_CHECKING:
+    import httpx
+
+    from rag.embed import EmbeddingModel
 
 __all__ = ["RAG"]
 
@@ -35,29 +36,37 @@ class RAG:
     writes replace atomically."""
 
     def __init__(self, index_dir: Path, settings: Settings, *,
-                 preload_model: bool = False) -> None:
+                 preload_model: bool = False, embedder: EmbeddingModel | None = None,
+                 llm_transport: httpx.BaseTransport | None = None) -> None:
         self.index_dir = Path(index_dir)
         self.settings = settings
         self._snapshot: IndexSnapshot | None = None
-        self._embedder: Embedder | None = None
+        self._embedder = embedder
+        self._llm_transport = llm_transport
         self._lock = threading.RLock()
         self._model_lock = threading.Lock()  # loading the model must not block index reads
         self._components: Any = None
-        if preload_model:
+        if preload_model and embedder is None:
             self.preload_model()
         self.refresh()
 
     @classmethod
     def open(cls, index_dir: str | Path | None = None, *,
-             settings: Settings | None = None, preload_model: bool = False) -> RAG:
+             settings: Settings | None = None, preload_model: bool = False,
+             embedder: EmbeddingModel | None = None,
+             llm_transport: httpx.BaseTransport | None = None) -> RAG:
         """Open (or prepare to create) the index at ``index_dir`` (default: settings).
 
         ``preload_model`` starts loading the embedding model in a background thread at once,
-        so that it overlaps opening the index; the first query waits for it.
+        so that it overlaps opening the index; the first query waits for it. ``embedder``
+        is a model to use instead of loading the one the settings name (a loaded model shared
+        by several indexes, or a test double such as :class:`rag.embed.fake.HashEmbedder`);
+        the settings still decide whether an existing index is compatible. ``llm_transport``
+        carries the requests of ``ask(mode="llm")`` (e.g. ``httpx.MockTransport`` in tests).
         """
         settings = settings or load_settings()
         return cls(Path(index_dir) if index_dir is not None else settings.index_dir, settings,
-                   preload_model=preload_model)
+                   preload_model=preload_model, embedder=embedder, llm_transport=llm_transport)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -85,7 +94,8 @@ class RAG:
         return current_generation(self.index_dir) is not None
 
     def preload_model(self) -> threading.Thread:
-        """Load the embedding model in a daemon thread; a failure is raised by the next query."""
+        """Load the embedding model in a daemon thread; a failure is raised by the next query.
+        With a model given to ``open`` there is nothing to load and the thread ends at once."""
 
         def load() -> None:
             with contextlib.suppress(Exception):  # embedder() raises it again where it is used
@@ -96,10 +106,13 @@ class RAG:
         return thread
 
     def embedder(self) -> Embedder:
+        """The embedding model: the one given to ``open``, else the settings' model, loaded
+        on first use."""
         with self._model_lock:
             if self._embedder is None:
                 self._embedder = Embedder(self.settings.embedding)
-            return self._embedder
+            # The stages are annotated with the real class; any EmbeddingModel serves them.
+            return cast(Embedder, self._embedder)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -142,7 +155,7 @@ class RAG:
             "index_dir": str(self.index_dir),
             "documents": len(snap.docs),
             "chunks": len(snap.chunks),
-            "sentences": len(snap.sent_spans),
+            "sentences": len(snap.sentences),
             "model": manifest.get("model_id"),
             "dtype": manifest.get("dtype"),
             "dimension": manifest.get("dimension"),
@@ -180,4 +193,5 @@ class RAG:
         clean_query(question)  # a bad question fails at once, before the model loads
         self.check_compatible()
         return answer_question(question, self.snapshot, self.embedder(), self.settings,
-                               k=k or self.settings.retrieval.k, filters=filters, mode=mode)
+                               k=k or self.settings.retrieval.k, filters=filters, mode=mode,
+                               llm_transport=self._llm_transport)

@@ -34,7 +34,8 @@ OFF_TOPIC = ("What is the capital of Australia?", "How do I bake sourdough bread
 
 def build_index(tmp_path_factory: pytest.TempPathFactory, open_rag: Callable[..., RAG],
                 name: str) -> RAG:
-    """Copy the notes into a fresh tmp folder and index them there with the real model."""
+    """Copy the notes into a fresh tmp folder and index them there with ``open_rag`` (the real
+    model) or ``open_fake_rag`` (the fake embedder)."""
     root = tmp_path_factory.mktemp(name)
     notes = root / "notes"
     shutil.copytree(NOTES_DIR, notes)

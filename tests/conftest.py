@@ -1,8 +1,11 @@
 """Shared fixtures: settings, one real embedding model per test run, corpora made on the fly.
 
 The model (all-MiniLM-L6-v2 from its PyPI package) takes seconds to load, so it is loaded once
-per session and handed to every ``RAG`` opened through the ``open_rag`` fixture. Everything
-else is real: real files on disk, real FAISS, real SQLite, no mocks.
+per session and handed to every ``RAG`` opened through the ``open_rag`` fixture. Tests of how
+the store, retrieval and answers handle vectors, not of what the model understands, use
+``open_fake_rag`` instead: the same ``RAG.open`` with :class:`rag.embed.fake.HashEmbedder`, a
+deterministic word-hashing embedder that loads nothing. Everything else is real: real files on
+disk, real FAISS, real SQLite, no mocks.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from rag import RAG, Settings  # the environment above must come first
 from rag.embed.embedder import Embedder
+from rag.embed.fake import HashEmbedder
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -59,17 +63,35 @@ def embedder(settings: Settings) -> Embedder:
 def open_rag(settings: Settings, embedder: Embedder) -> Callable[..., RAG]:
     """``open_rag(index_dir, settings=None)``: ``RAG.open`` that reuses the session's model.
 
-    A RAG loads its model lazily through ``rag.embedder()``; when the settings ask for the same
-    model as the session's, the already loaded one is put in its place. With other embedding
-    settings the RAG keeps loading (or refusing) on its own, as in production.
+    When the settings ask for the same model as the session's, the already loaded one is given
+    to ``RAG.open``. With other embedding settings the RAG loads (or refuses) its own model
+    when first used, as in production.
     """
 
     def _open(index_dir: Path, settings_: Settings | None = None) -> RAG:
         chosen = settings_ or settings
-        rag = RAG.open(index_dir, settings=chosen)
-        if chosen.embedding == settings.embedding:
-            rag._embedder = embedder
-        return rag
+        shared = embedder if chosen.embedding == settings.embedding else None
+        return RAG.open(index_dir, settings=chosen, embedder=shared)
+
+    return _open
+
+
+@pytest.fixture(scope="session")
+def fake_embedder() -> HashEmbedder:
+    """The test double for the model: deterministic word hashing, 64 dimensions, no torch."""
+    return HashEmbedder()
+
+
+@pytest.fixture(scope="session")
+def open_fake_rag(settings: Settings, fake_embedder: HashEmbedder) -> Callable[..., RAG]:
+    """``open_fake_rag(index_dir, settings=None)``: ``RAG.open(..., embedder=HashEmbedder())``.
+
+    For tests of the store, retrieval and answer logic that do not depend on what the real
+    model understands; an index built this way is only ever read with the same fake.
+    """
+
+    def _open(index_dir: Path, settings_: Settings | None = None) -> RAG:
+        return RAG.open(index_dir, settings=settings_ or settings, embedder=fake_embedder)
 
     return _open
 

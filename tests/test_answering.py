@@ -2,6 +2,8 @@
 
 Every answer produced here goes through ``check_citations``: each citation's snippet is the
 exact text of its document at ``start:end``, and every ``[n]`` in the answer names a citation.
+What an answer says and cites needs the real model (``rag``); filters, settings and bad input
+are checked on the same notes indexed with the fake embedder (``fake``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ PASSAGE_EXTRA = {"start", "end"}
 @pytest.fixture(scope="module")
 def rag(tmp_path_factory: pytest.TempPathFactory, open_rag: Callable[..., RAG]) -> RAG:
     return build_index(tmp_path_factory, open_rag, "answering")
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory: pytest.TempPathFactory, open_fake_rag: Callable[..., RAG]) -> RAG:
+    return build_index(tmp_path_factory, open_fake_rag, "answering-fake")
 
 
 # -- supported answers -----------------------------------------------------------------------
@@ -119,8 +126,8 @@ def test_k_sets_the_number_of_passages_returned(rag: RAG) -> None:
     assert answer.supported
 
 
-def test_filter_that_matches_nothing_refuses_with_no_passages(rag: RAG) -> None:
-    answer = ask_checked(rag, "Why are primary CLL cells resistant to TRAIL?",
+def test_filter_that_matches_nothing_refuses_with_no_passages(fake: RAG) -> None:
+    answer = ask_checked(fake, "Why are primary CLL cells resistant to TRAIL?",
                          filters={"disease": "melanoma"})
     assert not answer.supported and answer.text == NO_EVIDENCE
     assert answer.citations == () and answer.passages == ()
@@ -140,8 +147,9 @@ def test_off_topic_question_is_refused_with_passages(rag: RAG, question: str) ->
     assert answer.to_dict()["citations"] == []
 
 
-def test_refusal_threshold_is_the_setting(rag: RAG, open_rag: Callable[..., RAG]) -> None:
-    strict = open_rag(rag.index_dir, Settings().with_updates(**{"answer.min_support": 1.01}))
+def test_refusal_threshold_is_the_setting(fake: RAG,
+                                          open_fake_rag: Callable[..., RAG]) -> None:
+    strict = open_fake_rag(fake.index_dir, Settings().with_updates(**{"answer.min_support": 1.01}))
     answer = ask_checked(strict, "Why are primary CLL cells resistant to TRAIL?")
     assert not answer.supported and answer.text == NO_EVIDENCE and answer.passages
 
@@ -158,20 +166,20 @@ def test_refusal_threshold_is_the_setting(rag: RAG, open_rag: Callable[..., RAG]
         pytest.param("\x00\x01\x02\x03", "the question is empty", id="control-chars-only"),
     ],
 )
-def test_bad_questions_raise_query_error(rag: RAG, question: str, message: str) -> None:
+def test_bad_questions_raise_query_error(fake: RAG, question: str, message: str) -> None:
     with pytest.raises(QueryError, match=message):
-        rag.ask(question)
+        fake.ask(question)
 
 
-def test_question_of_exactly_the_limit_is_accepted(rag: RAG) -> None:
+def test_question_of_exactly_the_limit_is_accepted(fake: RAG) -> None:
     question = ("Why are primary CLL cells resistant to TRAIL? " * 100)[:4000]
-    answer = ask_checked(rag, question)
+    answer = ask_checked(fake, question)
     assert len(answer.question) <= 4000 and answer.passages
 
 
-def test_unknown_mode_is_refused(rag: RAG) -> None:
+def test_unknown_mode_is_refused(fake: RAG) -> None:
     with pytest.raises(QueryError, match="unknown answer mode 'llm2'"):
-        rag.ask("Why are primary CLL cells resistant to TRAIL?", mode="llm2")
+        fake.ask("Why are primary CLL cells resistant to TRAIL?", mode="llm2")
 
 
 @pytest.mark.parametrize(
@@ -183,10 +191,10 @@ def test_unknown_mode_is_refused(rag: RAG) -> None:
                      id="sql-injection"),
     ],
 )
-def test_emoji_and_sql_looking_questions_just_work(rag: RAG, question: str) -> None:
-    answer = ask_checked(rag, question)
+def test_emoji_and_sql_looking_questions_just_work(fake: RAG, question: str) -> None:
+    answer = ask_checked(fake, question)
     assert answer.passages
-    assert len(rag.documents()) == 8
+    assert len(fake.documents()) == 8
 
 
 def test_emoji_question_is_answered(rag: RAG) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rag.bench.runner import make_synthetic_corpus
+from rag.bench.plan import make_synthetic_corpus
 from rag.bench.scale import recommend
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,8 @@ real index over ``tests/data/composer_notes`` (three small documents written for
 
 Each behaviour is checked twice: with the packaged model, and with the part that produces it
 switched off (its model weights zeroed, or its selection penalty set to 0), which must give a
-different, worse answer. So every test fails if the logic it covers is removed.
+different, worse answer. So every test fails if the logic it covers is removed. The selection
+rules are also checked on their own, on hand-made candidates with given scores (no model).
 """
 
 from __future__ import annotations
@@ -92,36 +93,38 @@ RESTATES = "Primary chronic lymphocytic leukemia cells were resistant to TRAIL i
 EXPLAINS = "High c-FLIP in the cells bound the DISC and blocked caspase-8 cleavage."
 
 
-def test_a_sentence_that_restates_the_question_loses_to_one_that_adds(rag: RAG) -> None:
+def test_a_sentence_that_restates_the_question_loses_to_one_that_adds(
+        settings: Settings) -> None:
     pool = _pool([RESTATES, EXPLAINS])
     scores = np.array([1.0, 0.5])  # the scorer alone prefers the restatement
-    settings = rag.settings.answer
-    assert select_sentences(pool, scores, WHY, settings)[0] == 1
-    plain = settings.model_copy(update={"restatement_penalty": 0.0,
-                                        "missing_cue_penalty": 0.0})
+    answer = settings.answer
+    assert select_sentences(pool, scores, WHY, answer)[0] == 1
+    plain = answer.model_copy(update={"restatement_penalty": 0.0,
+                                      "missing_cue_penalty": 0.0})
     assert select_sentences(pool, scores, WHY, plain)[0] == 0
 
 
-def test_framing_sentences_are_not_the_answer(rag: RAG) -> None:
+def test_framing_sentences_are_not_the_answer(settings: Settings) -> None:
     pool = _pool(["Hollis and colleagues asked whether zorbatumab improves the response rate.",
                   "Forty-two percent of patients responded to zorbatumab."])
     scores = np.array([1.0, 0.2])
-    settings = rag.settings.answer.model_copy(update={"missing_cue_penalty": 0.0})
-    assert select_sentences(pool, scores, RATE, settings)[0] == 1
-    plain = settings.model_copy(update={"framing_penalty": 0.0})
+    answer = settings.answer.model_copy(update={"missing_cue_penalty": 0.0})
+    assert select_sentences(pool, scores, RATE, answer)[0] == 1
+    plain = answer.model_copy(update={"framing_penalty": 0.0})
     assert select_sentences(pool, scores, RATE, plain)[0] == 0
 
 
-def test_a_second_sentence_is_added_for_the_other_part_of_the_question(rag: RAG) -> None:
+def test_a_second_sentence_is_added_for_the_other_part_of_the_question(
+        settings: Settings) -> None:
     pool = _pool(["Mutations were found in 8 of 117 lymphomas (6.8%).",
                   "Most changes were missense mutations inside the death domains.",
                   "The mutations were found in lymphoma samples from 117 patients."])
     question = "How frequent are the mutations, and where do they fall?"
     scores = np.array([2.0, 0.5, 1.0])
-    settings = rag.settings.answer.model_copy(update={"max_sentences": 2,
-                                                      "missing_cue_penalty": 0.0})
-    assert select_sentences(pool, scores, question, settings) == [0, 1]
-    plain = settings.model_copy(update={"cue_bonus": 0.0})
+    answer = settings.answer.model_copy(update={"max_sentences": 2,
+                                                "missing_cue_penalty": 0.0})
+    assert select_sentences(pool, scores, question, answer) == [0, 1]
+    plain = answer.model_copy(update={"cue_bonus": 0.0})
     assert select_sentences(pool, scores, question, plain) == [0, 2]
 
 

@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from rag import RAG
-from rag.store.generations import IndexSnapshot, current_generation
+from rag.store.manifest import current_generation
+from rag.store.snapshot import IndexSnapshot
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +96,7 @@ def _verify(index: Path, open_rag: OpenRag, states: tuple[dict[str, int], ...]) 
     for chunk in snap.chunks:
         counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
     assert counts == docs  # chunk rows agree with the document table
-    assert len(snap.vectors) == len(snap.chunks)
+    assert snap.vector_index.count() == len(snap.chunks)
     assert snap.manifest["documents"] == len(docs) and snap.manifest["chunks"] == len(snap.chunks)
     for question in QUESTIONS[:2]:
         answer = rag.ask(question)

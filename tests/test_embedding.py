@@ -1,14 +1,19 @@
 """The embedder: sentence-transformers with the packaged model, bfloat16 close to float32,
 sentence vectors pooled from the chunk pass, and questions on ``query_threads`` without
-changing the thread count for anything else."""
+changing the thread count for anything else. Then the test double, ``HashEmbedder``: the same
+interface, deterministic, and no model or torch behind it, even through ``RAG.open``."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import rag.embed.embedder as embedding
+from rag.embed import EmbeddingModel
 from rag.embed.embedder import Embedder
+from rag.embed.fake import HashEmbedder
 from rag.settings import EmbeddingSettings
 
 TEXTS = [
@@ -109,3 +114,66 @@ def test_models_built_at_once_in_two_threads_each_keep_their_dtype() -> None:
             params = {p.dtype for p in built[dtype]._model.parameters()}
             assert params == {expected}, (dtype, params)
             assert built[dtype].embed(["DR5 agonist"]).shape == (1, 384)
+
+
+# -- the test double -------------------------------------------------------------------------
+
+INTERFACE = sorted(name for name in vars(EmbeddingModel) if not name.startswith("_"))
+
+
+def test_the_interface_is_what_the_real_model_and_the_fake_both_have(embedder: Embedder) -> None:
+    assert INTERFACE == ["cache_key", "count_tokens", "dimension", "dtype", "embed",
+                         "embed_chunks", "max_chunk_tokens", "model_id"]
+    fake = HashEmbedder()
+    for name in INTERFACE:
+        assert hasattr(embedder, name) and hasattr(fake, name), name
+    assert fake.max_chunk_tokens == embedder.max_chunk_tokens
+    assert fake.cache_key != embedder.cache_key  # their vectors never share a cache entry
+
+
+def test_fake_vectors_are_deterministic_unit_length_and_follow_shared_words() -> None:
+    texts = [*TEXTS, "", "DR5 agonist antibodies", "agonist antibodies against DR5 in myeloma",
+             "The capital of Australia"]
+    vectors = HashEmbedder().embed(texts)
+    assert vectors.shape == (len(texts), 64) and vectors.dtype == np.float32
+    assert np.array_equal(vectors, HashEmbedder().embed(texts))
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    dr5, related, unrelated = vectors[-3:]
+    assert float(dr5 @ related) > 0.5 > float(dr5 @ unrelated)
+    assert HashEmbedder(dimension=384).embed(texts).shape == (len(texts), 384)
+
+
+def test_fake_chunk_and_sentence_vectors_are_those_of_their_text() -> None:
+    fake = HashEmbedder(batch_size=2)
+    texts = [TEXTS[1], TEXTS[0], "One. Two three."]
+    spans = [[(0, 48), (48, len(TEXTS[1]))], [(0, len(TEXTS[0]))], [(0, 4), (5, 15)]]
+    done: list[int] = []
+    chunks = fake.embed_chunks(texts, ["Title\n"] * 3, spans, progress=done.append)
+    assert done == [2, 1]
+    for text, chunk_spans, chunk in zip(texts, spans, chunks, strict=True):
+        assert np.array_equal(chunk.vector, fake.embed(["Title\n" + text])[0])
+        assert np.array_equal(chunk.sentences, fake.embed([text[a:b] for a, b in chunk_spans]))
+    assert fake.count_tokens(["c-FLIP blocks caspase-8.", ""]) == [8, 0]  # words and marks
+
+
+_FAKE_PROBE = """
+import sys
+from rag import RAG
+from rag.embed.fake import HashEmbedder
+
+rag = RAG.open(sys.argv[1], embedder=HashEmbedder())
+print(rag.add([sys.argv[2]]).chunks_embedded > 0, bool(rag.ask("Why is CLL resistant?").passages))
+print(sorted(m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules))
+"""
+
+
+def test_a_rag_given_the_fake_loads_no_model(subprocess_env: dict[str, str], tmp_path: Path,
+                                             data_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _FAKE_PROBE, str(tmp_path / "index"),
+                           str(data_dir / "answer_notes")], capture_output=True, text=True,
+                          env=subprocess_env, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines() == ["True True", "[]"]

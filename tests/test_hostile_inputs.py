@@ -512,12 +512,12 @@ def test_nothing_outside_the_folder_was_read_or_run(cli_run: CliRun) -> None:
 
 
 def test_an_oversized_file_is_refused_without_being_read(
-        tmp_path: Path, open_rag: Callable[..., RAG]) -> None:
+        tmp_path: Path, open_fake_rag: Callable[..., RAG]) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     with (corpus / "huge.txt").open("wb") as handle:
         handle.truncate(200 * 1024 * 1024)
-    rag = open_rag(tmp_path / "index", Settings().with_updates(**{"loader.max_file_mb": 5}))
+    rag = open_fake_rag(tmp_path / "index", Settings().with_updates(**{"loader.max_file_mb": 5}))
     read_before, started = _bytes_read(), time.perf_counter()
     with pytest.raises(EmptyCorpusError, match=r"huge\.txt: file is 200\.0 MB, above the 5 MB"):
         rag.add([corpus])

@@ -1,6 +1,7 @@
-"""Indexing runs with the real model and real FAISS: every format, bad inputs skipped with a
-reason, incremental updates, changes and deletions, model mismatch, rebuild, and a writer
-killed in the middle of a write."""
+"""Indexing runs with real FAISS: every format, bad inputs skipped with a reason, incremental
+updates, changes and deletions, model mismatch, rebuild, and a writer killed in the middle of a
+write. The library of every format and the killed writer use the real model; the bookkeeping
+of incremental updates only needs vectors, so it runs on the fake embedder (``open_fake_rag``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -48,6 +50,11 @@ BAD_FILES = {
     "external_entity.xml": "unsafe XML refused",
     "broken_front_matter.md": "front matter is not valid YAML",
 }
+
+
+def _vectors(snap: Any) -> np.ndarray:
+    """Every chunk vector of a snapshot, row by row."""
+    return snap.chunk_vectors(np.arange(len(snap.chunks)))
 
 
 @pytest.fixture(scope="module")
@@ -124,10 +131,11 @@ def test_stored_chunks_fit_the_model(
 
 def test_arrays_line_up(library: tuple[RAG, IndexReport, Path]) -> None:
     snap = library[0].snapshot
-    assert snap.vectors.shape == (len(snap.chunks), 384)
-    assert np.allclose(np.linalg.norm(snap.vectors, axis=1), 1.0, atol=1e-3)
-    assert len(snap.sent_spans) == len(snap.sent_chunk) == len(snap.sent_vectors)
-    assert np.all(np.diff(snap.sent_chunk) >= 0)
+    assert _vectors(snap).shape == (len(snap.chunks), 384)
+    assert np.allclose(np.linalg.norm(_vectors(snap), axis=1), 1.0, atol=1e-3)
+    sentences = snap.sentences
+    assert len(sentences.spans) == len(sentences.chunk_rows) == len(sentences.vector_array)
+    assert np.all(np.diff(snap.sentences.chunk_rows) >= 0)
     assert {d.doc_id: d.n_chunks for d in snap.docs.values()} == {
         doc_id: sum(c.doc_id == doc_id for c in snap.chunks) for doc_id in GOOD_IDS
     }
@@ -180,7 +188,7 @@ def test_faiss_finds_the_document(
     library: tuple[RAG, IndexReport, Path], embedder: Embedder, query: str, doc_id: str
 ) -> None:
     snap = library[0].snapshot
-    row = int(np.argmax(snap.vectors @ embedder.embed([query])[0]))
+    row = int(np.argmax(_vectors(snap) @ embedder.embed([query])[0]))
     assert snap.chunks[row].doc_id == doc_id
 
 
@@ -209,14 +217,14 @@ def test_second_run_embeds_nothing(library: tuple[RAG, IndexReport, Path]) -> No
 
 
 @pytest.fixture
-def small(write_files: Callable[..., Path], open_rag: OpenRag, tmp_path: Path,
+def small(write_files: Callable[..., Path], open_fake_rag: OpenRag, tmp_path: Path,
           make_text: Callable[..., str]) -> tuple[RAG, Path]:
     corpus = write_files({
         "alpha.txt": f"Alpha\n\n{make_text(6, seed=1)}",
         "beta.txt": f"Beta\n\n{make_text(6, seed=2)}",
         "gamma.md": f"---\ntitle: Gamma\n---\n{make_text(6, seed=3)}",
     })
-    rag = open_rag(tmp_path / "index")
+    rag = open_fake_rag(tmp_path / "index")
     report = rag.add([corpus])
     assert set(report.added) == {"alpha", "beta", "gamma"}
     return rag, corpus
@@ -224,7 +232,7 @@ def small(write_files: Callable[..., Path], open_rag: OpenRag, tmp_path: Path,
 
 def chunk_vectors(rag: RAG, doc_id: str) -> dict[str, np.ndarray]:
     snap = rag.snapshot
-    return {c.chunk_id: snap.vectors[row] for row, c in enumerate(snap.chunks)
+    return {c.chunk_id: snap.chunk_vectors([row])[0] for row, c in enumerate(snap.chunks)
             if c.doc_id == doc_id}
 
 
@@ -257,7 +265,7 @@ def test_deleted_file_is_removed_with_its_chunks(small: tuple[RAG, Path]) -> Non
     snap = rag.snapshot
     assert set(snap.docs) == {"alpha", "beta"}
     assert all(c.doc_id != "gamma" for c in snap.chunks)
-    assert len(snap.vectors) == len(snap.chunks) == report.chunks
+    assert snap.vector_index.count() == len(snap.chunks) == report.chunks
     with pytest.raises(DocumentNotFoundError):
         rag.document("gamma")
 
@@ -286,10 +294,10 @@ def test_renamed_file_keeps_its_document(small: tuple[RAG, Path]) -> None:
 
 
 def test_moved_file_keeps_its_id(
-    write_files: Callable[..., Path], open_rag: OpenRag, tmp_path: Path, seed_page: Path
+    write_files: Callable[..., Path], open_fake_rag: OpenRag, tmp_path: Path, seed_page: Path
 ) -> None:
     corpus = write_files({"seed.txt": seed_page.read_bytes(), "other.txt": "Other text."})
-    rag = open_rag(tmp_path / "index")
+    rag = open_fake_rag(tmp_path / "index")
     rag.add([corpus])
     (corpus / "pubmed").mkdir()
     (corpus / "seed.txt").rename(corpus / "pubmed" / "seed.txt")
@@ -328,7 +336,7 @@ def test_remove_by_id(small: tuple[RAG, Path]) -> None:
     snap = rag.snapshot
     assert set(snap.docs) == {"alpha", "gamma"}
     assert all(c.doc_id != "beta" for c in snap.chunks)
-    assert len(snap.vectors) == len(snap.chunks) == snap.manifest["chunks"]
+    assert snap.vector_index.count() == len(snap.chunks) == snap.manifest["chunks"]
     assert snap.manifest["documents"] == 2
     with pytest.raises(DocumentNotFoundError, match="no document with id nope"):
         rag.remove("nope")
@@ -351,10 +359,10 @@ def test_indexing_one_folder_leaves_another_alone(
 
 
 def test_only_unreadable_files_is_an_error(
-    write_files: Callable[..., Path], open_rag: OpenRag, tmp_path: Path
+    write_files: Callable[..., Path], open_fake_rag: OpenRag, tmp_path: Path
 ) -> None:
     corpus = write_files({"empty.txt": "", "binary.txt": b"\x00\x01\x02"})
-    rag = open_rag(tmp_path / "index")
+    rag = open_fake_rag(tmp_path / "index")
     with pytest.raises(EmptyCorpusError) as caught:
         rag.add([corpus])
     message = str(caught.value)
@@ -364,16 +372,24 @@ def test_only_unreadable_files_is_an_error(
 
 
 def test_folder_without_supported_files_is_an_error(
-    write_files: Callable[..., Path], open_rag: OpenRag, tmp_path: Path
+    write_files: Callable[..., Path], open_fake_rag: OpenRag, tmp_path: Path
 ) -> None:
     corpus = write_files({"slides.pptx": b"PK", "data.json": "{}"})
-    rag = open_rag(tmp_path / "index")
+    rag = open_fake_rag(tmp_path / "index")
     with pytest.raises(EmptyCorpusError, match="no supported documents found"):
         rag.add([corpus])
     assert not rag.exists
 
 
 # -- model and splitter mismatch, rebuild --------------------------------------------------------
+
+
+class _NoModel:
+    """An embedder that fails the test when anything of it is used."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the model was used ({name}) before the mismatch was found")
+
 
 
 @pytest.mark.parametrize(
@@ -389,7 +405,9 @@ def test_mismatched_settings_are_refused(
     small: tuple[RAG, Path], change: dict[str, object], key: str
 ) -> None:
     rag, corpus = small
-    other = RAG.open(rag.index_dir, settings=Settings().with_updates(**change))
+    # refused before any use of the model: _NoModel fails the test on the first one
+    other = RAG.open(rag.index_dir, settings=Settings().with_updates(**change),
+                     embedder=_NoModel())
     generation = rag.snapshot.generation
     with pytest.raises(IndexMismatchError) as caught:
         other.add([corpus])
@@ -398,16 +416,16 @@ def test_mismatched_settings_are_refused(
     assert "python -m rag index --rebuild" in message
     with pytest.raises(IndexMismatchError):
         other.check_compatible()
-    assert other._embedder is None  # refused before loading any model
     assert RAG.open(rag.index_dir, settings=Settings()).snapshot.generation == generation
 
 
-def test_rebuild_with_new_splitter_settings(small: tuple[RAG, Path], open_rag: OpenRag) -> None:
+def test_rebuild_with_new_splitter_settings(small: tuple[RAG, Path],
+                                            open_fake_rag: OpenRag) -> None:
     rag, corpus = small
     before = len(rag.snapshot.chunks)
     (corpus / "beta.txt").unlink()
     finer = Settings().with_updates(**{"chunking.chunk_tokens": 32, "chunking.overlap_tokens": 0})
-    rebuilt = open_rag(rag.index_dir, finer)
+    rebuilt = open_fake_rag(rag.index_dir, finer)
     report = rebuilt.add([corpus], rebuild=True)
     assert set(report.added) == {"alpha", "gamma"}
     snap = rebuilt.snapshot
@@ -437,7 +455,7 @@ def test_long_titles_never_push_chunks_past_the_model_input(
     rag.add([corpus])
     snap = rag.snapshot
     assert max(c.n_tokens for c in snap.chunks) > embedder.max_chunk_tokens - 30
-    norms = np.linalg.norm(snap.sent_vectors.astype(np.float32), axis=1)
+    norms = np.linalg.norm(snap.sentences.vector_array.astype(np.float32), axis=1)
     assert len(norms) >= 200
     assert norms.min() > 0.9
 
@@ -454,14 +472,14 @@ def _assert_whole(index: Path, states: tuple[set[str], ...], embedder: Embedder)
     snap = rag.snapshot
     docs = set(snap.docs)
     assert docs in states
-    assert len(snap.vectors) == len(snap.chunks)
+    assert snap.vector_index.count() == len(snap.chunks)
     assert {c.doc_id for c in snap.chunks} == docs
     assert snap.manifest["documents"] == len(docs)
     for doc_id in sorted(docs)[::50]:
         text = rag.document(doc_id).text
         chunks = [c for c in snap.chunks if c.doc_id == doc_id]
         assert chunks and all(text[c.start : c.end] == c.text for c in chunks)
-        row = int(np.argmax(snap.vectors @ embedder.embed([chunks[0].text])[0]))
+        row = int(np.argmax(_vectors(snap) @ embedder.embed([chunks[0].text])[0]))
         assert snap.chunks[row].doc_id == doc_id
     return docs
 

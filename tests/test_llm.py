@@ -1,7 +1,10 @@
 """The optional LLM path, against a stub OpenAI-compatible server on 127.0.0.1.
 
 The stub is a real HTTP server in a thread. Each test tells it how to reply (a function of the
-request it receives, a delay, a status code) and then reads back the requests it got.
+request it receives, a delay, a status code) and then reads back the requests it got. One test
+replaces the network with ``httpx.MockTransport`` through ``RAG.open(..., llm_transport=...)``.
+The index is built with the fake embedder (``open_fake_rag``): these tests check the client and
+how a reply is checked against the passages, not what the real model understands.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 from answer_support import OFF_TOPIC, ask_checked, build_index
 
 from rag import RAG, Answer, Settings
 from rag.answer.extractive import NO_EVIDENCE
 from rag.answer.llm import SYSTEM_PROMPT
+from rag.embed.fake import HashEmbedder
 
 QUESTION = "How does a SMAC mimetic overcome XIAP in AML blasts?"
 Reply = Callable[[dict[str, Any]], str]
@@ -98,15 +103,15 @@ def stub(stub_server: StubLLM) -> Iterator[StubLLM]:
 
 
 @pytest.fixture(scope="module")
-def index(tmp_path_factory: pytest.TempPathFactory, open_rag: Callable[..., RAG]) -> RAG:
-    return build_index(tmp_path_factory, open_rag, "llm")
+def index(tmp_path_factory: pytest.TempPathFactory, open_fake_rag: Callable[..., RAG]) -> RAG:
+    return build_index(tmp_path_factory, open_fake_rag, "llm")
 
 
 @pytest.fixture
-def llm_rag(index: RAG, stub: StubLLM, open_rag: Callable[..., RAG]) -> RAG:
+def llm_rag(index: RAG, stub: StubLLM, open_fake_rag: Callable[..., RAG]) -> RAG:
     settings = Settings().with_updates(**{"llm.url": stub.base_url, "llm.model": "stub",
                                           "llm.timeout_s": 0.5})
-    return open_rag(index.index_dir, settings)
+    return open_fake_rag(index.index_dir, settings)
 
 
 def numbered_passages(body: dict[str, Any]) -> dict[int, str]:
@@ -168,6 +173,35 @@ def test_good_reply_becomes_the_answer_with_exact_citations(llm_rag: RAG,
     assert answer.to_dict()["mode"] == "llm"
 
 
+def test_a_transport_given_to_open_replaces_the_network(index: RAG,
+                                                       fake_embedder: HashEmbedder) -> None:
+    received: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        received.append(request)
+        content = good_reply(json.loads(request.content))
+        return httpx.Response(200, json={"choices": [{"message": {"role": "assistant",
+                                                                  "content": content}}]})
+
+    # .invalid never resolves: an answer from the LLM can only have come through the transport
+    settings = Settings().with_updates(**{"llm.url": "http://llm.invalid/v1",
+                                          "llm.model": "mock", "llm.api_key": "sk-mock"})
+    rag = RAG.open(index.index_dir, settings=settings, embedder=fake_embedder,
+                   llm_transport=httpx.MockTransport(handle))
+    answer = ask_checked(rag, QUESTION, mode="llm")
+    assert answer.mode == "llm" and answer.supported and answer.notes == ()
+    assert answer.text == (
+        "The SMAC mimetic birinapant degraded cIAP1 and antagonised XIAP in AML blasts [1]. "
+        "Blasts from acute myeloid leukemia overexpress XIAP, which inhibits caspase-3 and "
+        "caspase-9 [2]."
+    )
+    (request,) = received
+    assert request.method == "POST"
+    assert str(request.url) == "http://llm.invalid/v1/chat/completions"
+    assert request.headers["Authorization"] == "Bearer sk-mock"
+    assert json.loads(request.content)["model"] == "mock"
+
+
 def test_markers_inside_and_grouped_are_rewritten(llm_rag: RAG, stub: StubLLM) -> None:
     def reply(body: dict[str, Any]) -> str:
         n = passage_number(body, "birinapant")
@@ -208,12 +242,12 @@ def test_request_holds_model_numbered_passages_and_question(llm_rag: RAG,
 
 
 def test_api_key_is_sent_as_bearer_token(index: RAG, stub: StubLLM,
-                                         open_rag: Callable[..., RAG]) -> None:
+                                         open_fake_rag: Callable[..., RAG]) -> None:
     stub.reply = good_reply
     settings = Settings().with_updates(**{"llm.url": f"{stub.base_url}/chat/completions",
                                           "llm.model": "stub", "llm.api_key": "sk-test",
                                           "llm.timeout_s": 0.5})
-    answer = ask_checked(open_rag(index.index_dir, settings), QUESTION, mode="llm")
+    answer = ask_checked(open_fake_rag(index.index_dir, settings), QUESTION, mode="llm")
     assert answer.mode == "llm"
     assert stub.requests[0]["path"] == "/v1/chat/completions"
     assert stub.requests[0]["headers"]["Authorization"] == "Bearer sk-test"
@@ -299,13 +333,13 @@ def test_malformed_reply_falls_back_with_a_note(llm_rag: RAG, stub: StubLLM, raw
 
 
 def test_unreachable_endpoint_falls_back_with_a_note(index: RAG,
-                                                     open_rag: Callable[..., RAG]) -> None:
+                                                     open_fake_rag: Callable[..., RAG]) -> None:
     with socket.socket() as sock:  # a port that nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     settings = Settings().with_updates(**{"llm.url": f"http://127.0.0.1:{port}/v1",
                                           "llm.model": "stub", "llm.timeout_s": 0.5})
-    rag = open_rag(index.index_dir, settings)
+    rag = open_fake_rag(index.index_dir, settings)
     answer = ask_checked(rag, QUESTION, mode="llm")
     _assert_fell_back(rag, answer, f"cannot reach http://127.0.0.1:{port}/v1/chat/completions")
 
@@ -322,8 +356,8 @@ def test_unreachable_endpoint_falls_back_with_a_note(index: RAG,
     ],
 )
 def test_no_endpoint_configured_gives_extractive_with_a_note(
-        index: RAG, open_rag: Callable[..., RAG], updates: dict[str, str]) -> None:
-    rag = open_rag(index.index_dir, Settings().with_updates(**updates))
+        index: RAG, open_fake_rag: Callable[..., RAG], updates: dict[str, str]) -> None:
+    rag = open_fake_rag(index.index_dir, Settings().with_updates(**updates))
     answer = ask_checked(rag, QUESTION, mode="llm")
     assert answer.mode == "extractive" and answer.supported
     assert answer.text == extractive(rag).text

@@ -21,7 +21,7 @@ from rag.answer.features import (
 from rag.answer.question import classify_question
 from rag.errors import ConfigError
 from rag.retrieve.hybrid import query_concepts
-from rag.retrieve.lexical import tokenize
+from rag.store.lexical import tokenize
 
 
 @pytest.mark.parametrize(("title", "role"), [

@@ -16,7 +16,10 @@ import pytest
 from rag import RAG, Settings
 from rag.errors import IndexMismatchError, IndexNotFoundError, IndexWriteError
 from rag.ingest.pipeline import expected_manifest
-from rag.store.generations import FORMAT_VERSION, check_manifest, current_generation, open_snapshot
+from rag.store.manifest import FORMAT_VERSION, check_manifest, current_generation
+from rag.store.snapshot import IndexSnapshot, open_snapshot
+from rag.store.vectors.exact import ExactIndex
+from rag.store.vectors.faiss_index import FaissIndex
 from rag.types import Answer
 
 OpenRag = Callable[..., RAG]
@@ -67,8 +70,8 @@ def test_snapshot_round_trip(tiny: tuple[RAG, Path]) -> None:
     assert doc.text == "One\n\nTRAIL binds DR4 and DR5 on leukemia cells."
     assert doc.source_path == str((corpus / "one.txt").resolve())
     assert snap.document("missing") is None
-    scores = snap.vectors @ snap.vectors[0]
-    assert int(np.argmax(scores)) == 0 and scores[0] == pytest.approx(1.0, abs=1e-2)
+    hits = snap.vector_index.search(snap.chunk_vectors([0])[0], 2)
+    assert int(hits.ids[0]) == 0 and hits.scores[0] == pytest.approx(1.0, abs=1e-2)
 
 
 def test_no_index_yet(tmp_path: Path) -> None:
@@ -135,7 +138,7 @@ def test_generation_left_unswitched_by_a_killed_writer(
     snap = RAG.open(rag.index_dir, settings=Settings()).snapshot
     assert snap.generation == "gen-000002"
     assert set(snap.docs) == {"one", "two", "three"}
-    assert len(snap.vectors) == len(snap.chunks)
+    assert snap.vector_index.count() == len(snap.chunks)
 
 
 def test_stale_temporary_folder_is_cleaned(tiny: tuple[RAG, Path]) -> None:
@@ -206,15 +209,22 @@ def test_arrays_are_memory_mapped_read_only(tiny: tuple[RAG, Path]) -> None:
     snap = open_snapshot(rag.index_dir)
     maps = Path("/proc/self/maps").read_text()
     gen = rag.index_dir / snap.generation
-    for name, file in (("vectors", "vectors.npy"), ("sent_spans", "sentence_spans.npy"),
-                       ("sent_chunk", "sentence_chunks.npy"),
-                       ("sent_vectors", "sentence_vectors.npy")):
-        array = getattr(snap, name)
-        assert _is_mapped(array), name
+    for array, file in ((_chunk_array(snap), "vectors.npy"),
+                        (snap.sentences.spans, "sentence_spans.npy"),
+                        (snap.sentences.chunk_rows, "sentence_chunks.npy"),
+                        (snap.sentences.vector_array, "sentence_vectors.npy")):
+        assert _is_mapped(array), file
         assert str(gen / file) in maps, file
         with pytest.raises(ValueError, match="read-only"):
             array[:1] = 0
-    assert snap.vectors.dtype == np.float32 and snap.sent_vectors.dtype == np.float16
+    assert _chunk_array(snap).dtype == np.float32
+    assert snap.sentences.vector_array.dtype == np.float16
+
+
+def _chunk_array(snap: IndexSnapshot) -> np.ndarray:
+    index = snap.vector_index
+    exact = index if isinstance(index, ExactIndex) else index.exact  # type: ignore[attr-defined]
+    return exact.array
 
 
 def test_a_flat_generation_has_no_faiss_file_and_searches_the_vectors(
@@ -224,21 +234,22 @@ def test_a_flat_generation_has_no_faiss_file_and_searches_the_vectors(
     _cited_from_the_documents(reader, reader.ask("Which receptors does TRAIL bind?"))
     assert reader.search("c-FLIP and caspase-8", k=2)[0].doc_id == "two"
     snap = reader.snapshot
-    assert snap.manifest["index_type"] == "flat" and snap.approximate_index is None
+    assert snap.manifest["index_type"] == "flat"
+    assert isinstance(snap.vector_index, ExactIndex)
     assert not (rag.index_dir / snap.generation / "vectors.faiss").exists()
-    assert not snap.searches_approximately
 
 
 def test_an_approximate_index_is_used_as_it_is(tmp_path: Path, open_rag: OpenRag) -> None:
-    from rag.bench.scale import write_synthetic_store
+    from store_support import write_synthetic_store
 
     written = write_synthetic_store(tmp_path / "ivf", 2_000, index_type="ivf-sq8")
     assert written["sentences"] == 3_000
     snap = open_snapshot(tmp_path / "ivf")
     assert snap.manifest["index_type"] == "ivf-sq8"
     assert (tmp_path / "ivf" / snap.generation / "vectors.faiss").is_file()
-    assert snap.approximate_index.ntotal == 2_000
-    assert not snap.searches_approximately  # 2,000 chunks: exact search over the vectors
+    assert isinstance(snap.vector_index, FaissIndex)
+    assert snap.vector_index.approximate.ntotal == 2_000
+    assert not snap.vector_index.searches_approximately  # 2,000 chunks: exact search
     passages = open_rag(tmp_path / "ivf").search("synthetic chunk 1234 about TRAIL", k=10)
     assert "synth-000012:1234" in [p.chunk_id for p in passages]  # the vectors are random
 
@@ -249,10 +260,10 @@ def test_generation_with_sentences_npz_still_opens_and_answers(
     arrays = _old_layout(rag.index_dir / "gen-000001")
     old = open_rag(rag.index_dir)
     snap = old.snapshot
-    assert np.array_equal(snap.sent_spans, arrays["spans"])
-    assert np.array_equal(snap.sent_chunk, arrays["chunk"])
-    assert np.array_equal(snap.sent_vectors, arrays["vectors"])
-    assert _is_mapped(snap.vectors)
+    assert np.array_equal(snap.sentences.spans, arrays["spans"])
+    assert np.array_equal(snap.sentences.chunk_rows, arrays["chunk"])
+    assert np.array_equal(snap.sentences.vector_array, arrays["vectors"])
+    assert _is_mapped(_chunk_array(snap))
     assert old.status()["sentences"] == len(arrays["spans"])
     _cited_from_the_documents(old, old.ask("Which receptors does TRAIL bind?"))
     # the next write carries the unchanged chunks' sentences over, in the new layout
@@ -264,21 +275,23 @@ def test_generation_with_sentences_npz_still_opens_and_answers(
     assert all((gen / name).is_file() for name in _SENTENCE_FILES.values())
     new_rows = {c.chunk_id: row for row, c in enumerate(new.chunks)}
     for row, chunk in enumerate(snap.chunks):
-        before, after = snap.sentence_rows(row), new.sentence_rows(new_rows[chunk.chunk_id])
-        assert np.array_equal(snap.sent_spans[before], new.sent_spans[after])
-        assert np.array_equal(snap.sent_vectors[before], new.sent_vectors[after])
+        before = snap.sentences.rows_of_chunk(row)
+        after = new.sentences.rows_of_chunk(new_rows[chunk.chunk_id])
+        assert np.array_equal(snap.sentences.spans[before], new.sentences.spans[after])
+        assert np.array_equal(snap.sentences.vectors(before), new.sentences.vectors(after))
     _cited_from_the_documents(old, old.ask("Does bortezomib raise DR5?"))
 
 
 def test_a_snapshot_outlives_its_deleted_generation(tiny: tuple[RAG, Path]) -> None:
     rag, corpus = tiny
     snap = open_snapshot(rag.index_dir)
-    vectors, sentences = np.array(snap.vectors), np.array(snap.sent_vectors)
+    vectors = np.array(_chunk_array(snap))
+    sentences = np.array(snap.sentences.vector_array)
     for n in range(Settings().store.keep_generations + 1):
         (corpus / "two.txt").write_text(f"Two\n\nVersion {n} of the second note on XIAP.")
         rag.add([corpus])
     assert not (rag.index_dir / snap.generation).exists()
-    assert np.array_equal(snap.vectors, vectors)  # still mapped: Linux keeps the file
-    assert np.array_equal(snap.sent_vectors, sentences)
+    assert np.array_equal(_chunk_array(snap), vectors)  # still mapped: Linux keeps the file
+    assert np.array_equal(snap.sentences.vector_array, sentences)
     doc = snap.document("two")
     assert doc is not None and "XIAP" not in doc.text

@@ -1,17 +1,59 @@
-"""FAISS index types: ``auto`` resolution, each type's recall, query-time knobs."""
+"""The VectorIndex contract on the embedded backends (exact numpy, FAISS HNSW and IVF), and the
+FAISS index types: ``auto`` resolution, each type's recall, query-time knobs. No model needed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from vector_contract import *  # noqa: F403 - the shared contract tests
+from vector_contract import Backend
 
 from rag.settings import Settings, StoreSettings
+from rag.store.vectors import RowTable, VectorIndex, load_vector_index
+from rag.store.vectors.exact import ExactIndex
 from rag.store.vectors.faiss_index import (
     EXACT_SEARCH_LIMIT,
+    FaissIndex,
     build_vector_index,
     configure_search,
     resolve_index_type,
 )
+
+
+def _reopen(index: VectorIndex, folder: Path, table: RowTable) -> VectorIndex:
+    index.save(folder)
+    manifest = {"index_type": index.kind, "store": {"hnsw_ef_search": 128, "ivf_nprobe": 8}}
+    return load_vector_index(folder, manifest, rows=table)
+
+
+def _faiss(kind: str, **store: int) -> Backend:
+    def make(dim: int, table: RowTable) -> VectorIndex:
+        # exact_limit=0: even 2,000 rows go through FAISS, so the test exercises it
+        return FaissIndex(dim, kind=kind, store=StoreSettings(**store), rows=table,
+                          exact_limit=0)
+
+    def reopen(index: VectorIndex, folder: Path, table: RowTable) -> VectorIndex:
+        loaded = _reopen(index, folder, table)
+        assert isinstance(loaded, FaissIndex)
+        return FaissIndex(loaded.dimension, kind=kind, store=StoreSettings(**store),
+                          rows=table, exact=loaded.exact, approximate=loaded.approximate,
+                          exact_limit=0)
+
+    return Backend(make, reopen, approximate=True)
+
+
+@pytest.fixture(params=["exact", "faiss-hnsw", "faiss-ivf-sq8"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    if request.param == "exact":
+        return Backend(lambda dim, table: ExactIndex(dim, rows=table), _reopen)
+    if request.param == "faiss-hnsw":
+        return _faiss("hnsw")
+    return _faiss("ivf-sq8", ivf_nlist=16, ivf_nprobe=8)
+
+
+# -- FAISS index types ------------------------------------------------------------------------
 
 
 def _clustered(n: int, dim: int = 64, seed: int = 0) -> np.ndarray:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rag.ingest.chunking import section_at
-from rag.store.generations import IndexSnapshot
+from rag.store.snapshot import IndexSnapshot
 from rag.types import Citation
 
 __all__ = ["make_citation", "with_marker"]

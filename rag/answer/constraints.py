@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rag.retrieve.lexical import tokenize
 from rag.retrieve.synonyms import SynonymTable, load_synonyms, normalize_term
+from rag.store.lexical import tokenize
 
 __all__ = ["KEY_KINDS", "Constraint", "Coverage", "DocEvidence", "check_coverage",
            "doc_evidence", "find_constraints"]

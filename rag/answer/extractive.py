@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -54,10 +54,13 @@ from rag.answer.question import classify_question, expected_cues, sentence_cues
 from rag.embed.embedder import Embedder
 from rag.errors import QueryError
 from rag.retrieve.hybrid import Concept, Retrieval, retrieve
-from rag.retrieve.lexical import tokenize
 from rag.settings import AnswerSettings, Settings
-from rag.store.generations import IndexSnapshot
+from rag.store.lexical import tokenize
+from rag.store.snapshot import IndexSnapshot
 from rag.types import Answer, Citation, ConstraintCoverage, Passage
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["NO_EVIDENCE", "CandidatePool", "answer_question", "compose_extractive",
            "gather_candidates", "select_sentences"]
@@ -90,6 +93,7 @@ def answer_question(
     k: int,
     filters: Mapping[str, Any] | None = None,
     mode: str = "extractive",
+    llm_transport: httpx.BaseTransport | None = None,
 ) -> Answer:
     if mode not in ("extractive", "llm"):
         raise QueryError(f"unknown answer mode {mode!r}; use 'extractive' or 'llm'")
@@ -101,7 +105,7 @@ def answer_question(
     if mode == "llm":
         from rag.answer.llm import synthesize
 
-        answer = synthesize(answer, found, snap, embedder, settings)
+        answer = synthesize(answer, found, snap, embedder, settings, transport=llm_transport)
     done = time.perf_counter()
     timings = {"retrieve": (retrieved - started) * 1000, "answer": (done - retrieved) * 1000,
                "total": (done - started) * 1000}
@@ -170,28 +174,30 @@ def gather_candidates(found: Retrieval, snap: IndexSnapshot,
     pool = CandidatePool([], [], [], [])
     seen: set[tuple[str, int]] = set()
     doc_rank = {doc_id: rank for rank, doc_id in enumerate(ranked_docs)}
-    for chunk_row in dict.fromkeys(rows):
+    unique = list(dict.fromkeys(rows))
+    passage_dense = (snap.chunk_vectors(unique) @ found.query_vector).tolist() if unique else []
+    for chunk_row, closeness in zip(unique, passage_dense, strict=True):
         _add_chunk(pool, chunk_row, snap, found.query_vector, seen,
                    passage_rank.get(chunk_row, len(found.rows)),
-                   doc_rank.get(snap.chunks[chunk_row].doc_id, len(ranked_docs)))
+                   doc_rank.get(snap.chunks[chunk_row].doc_id, len(ranked_docs)), closeness)
     _link_neighbours(pool)
     return pool
 
 
 def _add_chunk(pool: CandidatePool, chunk_row: int, snap: IndexSnapshot, qvec: np.ndarray,
-               seen: set[tuple[str, int]], rank: int, doc_rank: int) -> None:
+               seen: set[tuple[str, int]], rank: int, doc_rank: int,
+               passage_dense: float) -> None:
     chunk = snap.chunks[chunk_row]
     record = snap.docs[chunk.doc_id]
-    sent_rows = snap.sentence_rows(chunk_row)
+    sent_rows = snap.sentences.rows_of_chunk(chunk_row)
     if not len(sent_rows):
         return
-    dense = snap.sent_vectors[sent_rows].astype(np.float32) @ qvec
-    passage_dense = float(snap.vectors[chunk_row] @ qvec)
+    dense = snap.sentences.vectors(sent_rows) @ qvec
     length = max((s.end for s in record.sections), default=chunk.end) or 1
     section_starts = sorted(s.start for s in record.sections)
     terms = _doc_terms(record.title, record.meta)
     for sent_row, cosine in zip(sent_rows.tolist(), dense.tolist(), strict=True):
-        start, end = (int(x) for x in snap.sent_spans[sent_row])
+        start, end = snap.sentences.span(sent_row)
         if (chunk.doc_id, start) in seen:
             continue
         seen.add((chunk.doc_id, start))

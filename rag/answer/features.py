@@ -24,7 +24,7 @@ import numpy as np
 
 from rag.answer.question import QuestionType, expected_cues, sentence_cues
 from rag.errors import ConfigError
-from rag.retrieve.lexical import tokenize
+from rag.store.lexical import tokenize
 
 __all__ = ["FEATURES", "Candidate", "SentenceModel", "feature_matrix", "is_framing",
            "load_sentence_model", "novelty_of", "question_vocabulary", "section_role"]
@@ -129,6 +129,16 @@ def novelty_of(tokens: set[str], known: set[str]) -> float:
     return sum(t not in known for t in content) / max(1, len(content))
 
 
+@lru_cache(maxsize=32_768)
+def _text_facts(text: str) -> tuple[int, int, int, float, int, int, frozenset[str]]:
+    """Facts of a sentence that do not depend on the question (cached: library sentences
+    come back question after question)."""
+    return (len(text.split()), _numbers(text), len(_MECHANISM.findall(text)),
+            float(bool(_FRAMING.search(text))), len(_RESULT.findall(text)),
+            len(_CONCLUSION.findall(text)),
+            frozenset(m.group(0).lower() for m in _NAME.finditer(text)))
+
+
 def is_framing(text: str) -> bool:
     """True for a sentence that frames a study ("X and colleagues asked whether ...")."""
     return bool(_FRAMING.search(text))
@@ -187,14 +197,9 @@ def feature_matrix(qtype: QuestionType, question: str, concepts: Sequence[Concep
     types = qtype
     for i, (cand, tokens) in enumerate(zip(candidates, rows, strict=True)):
         asked, asked_w = asked_concepts[cand.doc_id]
-        words = cand.text.split()
         novelty = novelty_of(tokens, known)
-        numbers = _numbers(cand.text)
-        mech = len(_MECHANISM.findall(cand.text))
-        framing = float(bool(_FRAMING.search(cand.text)))
-        result = len(_RESULT.findall(cand.text))
-        conclusion = len(_CONCLUSION.findall(cand.text))
-        names = {m.group(0).lower() for m in _NAME.finditer(cand.text)} - q_names
+        n_words, numbers, mech, framing, result, conclusion, all_names = _text_facts(cand.text)
+        names = all_names - q_names
         role = section_role(cand.section)
         matched = len(sentence_cues(cand.text, cues)) if cues else 0
         is_role = {r: float(role == r) for r in SECTION_ROLES}
@@ -221,7 +226,7 @@ def feature_matrix(qtype: QuestionType, question: str, concepts: Sequence[Concep
             "result_cues": math.log1p(result),
             "conclusion_cues": math.log1p(conclusion),
             "new_names": math.log1p(len(names)),
-            "log_words": math.log(max(1, len(words))),
+            "log_words": math.log(max(1, n_words)),
             "role_results": is_role["results"],
             "role_conclusions": is_role["conclusions"],
             "role_discussion": is_role["discussion"],

@@ -6,23 +6,28 @@ The prompt holds only the numbered passages. The reply is checked sentence by se
 cites (dense similarity of pooled sentence vectors, or word overlap). Supported sentences are
 kept and cite that exact source sentence; the rest are dropped and counted in a note. When the
 endpoint fails, times out or returns nothing usable, the extractive answer is returned with a
-note saying why.
+note saying why. ``transport`` (an ``httpx.BaseTransport``, e.g. ``httpx.MockTransport``)
+replaces the network, which is how tests talk to a fake endpoint.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag.embed.embedder import Embedder
+from rag.embed import EmbeddingModel
 from rag.ingest.cleaning import sentence_spans
 from rag.retrieve.hybrid import Retrieval
-from rag.retrieve.lexical import tokenize
 from rag.settings import Settings
-from rag.store.generations import IndexSnapshot
+from rag.store.lexical import tokenize
+from rag.store.snapshot import IndexSnapshot
 from rag.types import Answer, Citation
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["build_messages", "synthesize"]
 
@@ -45,9 +50,12 @@ def build_messages(question: str, passages: list[str]) -> list[dict[str, str]]:
     ]
 
 
-def synthesize(extractive: Answer, found: Retrieval, snap: IndexSnapshot, embedder: Embedder,
-               settings: Settings) -> Answer:
-    """Rewrite the answer with the LLM when one is configured; never loses the extractive one."""
+def synthesize(extractive: Answer, found: Retrieval, snap: IndexSnapshot,
+               embedder: EmbeddingModel, settings: Settings, *,
+               transport: httpx.BaseTransport | None = None) -> Answer:
+    """Rewrite the answer with the LLM when one is configured; never loses the extractive one.
+
+    ``transport`` carries the HTTP request (default: the network)."""
     llm = settings.llm
     if not llm.url or not llm.model:
         return _with_note(extractive, "no LLM endpoint configured (set RAG_LLM_URL and "
@@ -56,7 +64,8 @@ def synthesize(extractive: Answer, found: Retrieval, snap: IndexSnapshot, embedd
         return extractive
     rows = found.rows[: settings.answer.passages_considered]
     try:
-        reply = _chat(build_messages(found.query, [snap.chunks[r].text for r in rows]), settings)
+        reply = _chat(build_messages(found.query, [snap.chunks[r].text for r in rows]), settings,
+                      transport=transport)
     except _LLMError as exc:
         return _with_note(extractive, f"LLM endpoint failed ({exc}); showing the extractive "
                           "answer")
@@ -76,7 +85,8 @@ class _LLMError(Exception):
     pass
 
 
-def _chat(messages: list[dict[str, str]], settings: Settings) -> str:
+def _chat(messages: list[dict[str, str]], settings: Settings, *,
+          transport: httpx.BaseTransport | None = None) -> str:
     import httpx
 
     llm = settings.llm
@@ -87,7 +97,8 @@ def _chat(messages: list[dict[str, str]], settings: Settings) -> str:
     body = {"model": llm.model, "messages": messages, "temperature": 0,
             "max_tokens": llm.max_tokens, "stream": False}
     try:
-        response = httpx.post(url, json=body, headers=headers, timeout=llm.timeout_s)
+        with httpx.Client(transport=transport, timeout=llm.timeout_s) as client:
+            response = client.post(url, json=body, headers=headers)
         response.raise_for_status()
         content = response.json()["choices"][0]["message"]["content"]
     except httpx.TimeoutException as exc:
@@ -104,7 +115,7 @@ def _chat(messages: list[dict[str, str]], settings: Settings) -> str:
 
 
 def _verify(reply: str, rows: list[int], snap: IndexSnapshot,
-            embedder: Embedder) -> tuple[list[str], list[Citation], int]:
+            embedder: EmbeddingModel) -> tuple[list[str], list[Citation], int]:
     from rag.answer.citations import make_citation
 
     text = " ".join(reply.split())
@@ -127,7 +138,7 @@ def _verify(reply: str, rows: list[int], snap: IndexSnapshot,
             dropped += 1
             continue
         chunk_row, sent_row, score = best
-        start, end = (int(x) for x in snap.sent_spans[sent_row])
+        start, end = snap.sentences.span(sent_row)
         n = len(citations) + 1
         citations.append(make_citation(n, snap, chunk_row=chunk_row, start=start, end=end,
                                        score=score))
@@ -153,9 +164,10 @@ def _best_support(sentence: str, vector: np.ndarray, chunk_rows: list[int],
     words = set(tokenize(sentence))
     best: tuple[int, int, float] | None = None
     for chunk_row in chunk_rows:
-        for sent_row in snap.sentence_rows(chunk_row).tolist():
-            cosine = float(snap.sent_vectors[sent_row].astype(np.float32) @ vector)
-            a, b = (int(x) for x in snap.sent_spans[sent_row])
+        rows = snap.sentences.rows_of_chunk(chunk_row)
+        cosines = snap.sentences.vectors(rows) @ vector
+        for sent_row, cosine in zip(rows.tolist(), cosines.tolist(), strict=True):
+            a, b = snap.sentences.span(sent_row)
             chunk = snap.chunks[chunk_row]
             source = set(tokenize(chunk.text[max(0, a - chunk.start): b - chunk.start]))
             overlap = len(words & source) / max(1, len(words))

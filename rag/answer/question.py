@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = ["ANSWER_CUES", "ANSWER_TYPES", "QuestionType", "classify_question", "expected_cues",
            "sentence_cues"]
@@ -185,4 +186,10 @@ def expected_cues(question: str) -> tuple[str, ...]:
 
 def sentence_cues(sentence: str, cues: tuple[str, ...]) -> frozenset[str]:
     """Which of ``cues`` a sentence carries."""
-    return frozenset(name for name in cues if _CUE_RES[name][1].search(sentence))
+    return _all_cues(sentence) & frozenset(cues)
+
+
+@lru_cache(maxsize=32_768)
+def _all_cues(sentence: str) -> frozenset[str]:
+    # Library sentences come back question after question; their cues never change.
+    return frozenset(name for name, (_, pattern) in _CUE_RES.items() if pattern.search(sentence))

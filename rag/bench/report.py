@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.bench.scale import render_scale
+from rag.bench.store_memory import render_store
 from rag.settings import Settings
 
 __all__ = ["machine_info", "render_markdown", "summarize_targets"]
@@ -238,4 +239,4 @@ def _render_startup(section: dict[str, Any], results: dict[str, Any]) -> list[st
 
 
 def _render_scale(section: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    return ["### Scale", "", *render_scale(section)]
+    return ["### Scale", "", *render_scale(section), *render_store(section.get("store", []))]

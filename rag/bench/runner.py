@@ -8,11 +8,12 @@ Compares TRAIL-RAG with the common LangChain recipe (RecursiveCharacterTextSplit
 - query: search / ask latency against the recipe's ``similarity_search``, with peak RSS;
 - quality: BM25 only, the recipe and ours on the development question set;
 - startup: process start to the first answered question, through the real CLI;
-- scale: FAISS index types on synthetic vectors, and the resident memory of a synthetic
-  store opened and queried (:mod:`rag.bench.scale`).
+- scale: FAISS index types on synthetic vectors (:mod:`rag.bench.scale`), and the resident
+  memory of a synthetic store opened and queried (:mod:`rag.bench.store_memory`).
 
-Each measured system runs in its own child process (:mod:`rag.bench.tasks`); figures are
-medians over rounds run after a warm-up. The Markdown comes from :mod:`rag.bench.report`.
+The plan, the inputs and the child-process plumbing are in :mod:`rag.bench.plan`; each
+measured system runs in its own child process (:mod:`rag.bench.tasks`); figures are medians
+over rounds run after a warm-up. The Markdown comes from :mod:`rag.bench.report`.
 Needs the ``bench`` extra: ``pip install -e ".[bench]"``.
 """
 
@@ -21,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
-import re
 import resource
 import shutil
 import subprocess
@@ -30,89 +29,27 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from statistics import median
 from typing import Any
 
-from rag.bench.tasks import RESULT_MARK
+from rag.bench.plan import (
+    BenchContext,
+    child_env,
+    make_synthetic_corpus,
+    plan_for,
+    prepare_library,
+    prepare_questions,
+    say,
+    uses_bf16,
+)
 from rag.errors import MissingExtraError, RagError
 from rag.settings import Settings
 
-__all__ = ["BenchPlan", "make_synthetic_corpus", "run_bench"]
+__all__ = ["SECTIONS", "run_bench"]
 
 SECTIONS = ("build", "query", "startup", "scale")
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
-_QUESTIONS = _PROJECT_ROOT / "tests" / "data" / "trail_questions.jsonl"
-# Characters per chunk step: ours (200 tokens, 40 overlap) advance ~690 characters through this
-# prose, the recipe's (1000 characters, 200 overlap) ~800; sized so both get ``chunks``.
-_CHARS_PER_CHUNK = 830
-
-
-@dataclass(frozen=True)
-class BenchPlan:
-    """Sizes and repetitions; :func:`plan_for` gives the quick (CI) and the full plan."""
-
-    quick: bool
-    rounds: int  # timed rounds per comparison, after the warm-up
-    warmup: bool
-    library_docs: int | None  # None: the whole default library
-    synthetic_chunks: int
-    float32_corpora: tuple[str, ...]  # where ours also runs in float32, for comparison
-    question_limit: int | None
-    query_repeats: int  # passes over the questions inside one query process
-    startup_runs: int
-    scale_sizes: tuple[int, ...]
-    scale_queries: int
-    scale_centres: int
-    scale_sweep: dict[str, list[int]] = field(default_factory=dict)
-    store_sizes: tuple[int, ...] = ()  # chunks in the synthetic stores opened for their RSS
-
-
-def plan_for(*, quick: bool) -> BenchPlan:
-    if quick:
-        return BenchPlan(quick=True, rounds=1, warmup=False, library_docs=8,
-                         synthetic_chunks=30, float32_corpora=("library",), question_limit=5,
-                         query_repeats=1, startup_runs=1, scale_sizes=(4_000,),
-                         scale_queries=100, scale_centres=64,
-                         scale_sweep={"hnsw": [32, 128], "ivf-sq8": [8, 32],
-                                      "ivf-pq": [8, 32]}, store_sizes=(4_000,))
-    return BenchPlan(quick=False, rounds=3, warmup=True, library_docs=None,
-                     synthetic_chunks=5_000, float32_corpora=("library",),
-                     question_limit=None, query_repeats=3, startup_runs=3,
-                     scale_sizes=(100_000, 1_000_000), scale_queries=500, scale_centres=2048,
-                     store_sizes=(200_000, 1_000_000))
-
-
-@dataclass
-class _Context:
-    plan: BenchPlan
-    settings: Settings
-    work: Path
-    library: Path
-    questions: Path
-    bf16: bool
-    indexes: dict[str, Path] = field(default_factory=dict)  # "ours" / "recipe" -> library index
-    counter: int = 0
-
-    def child(self, task: str, params: dict[str, Any], label: str) -> dict[str, Any]:
-        self.counter += 1
-        params = {"settings": self.settings.model_dump(mode="json"), **params}
-        params_file = self.work / f"params-{self.counter:03d}.json"
-        params_file.write_text(json.dumps(params), encoding="utf-8")
-        _say(f"{label} ...")
-        started = time.perf_counter()
-        proc = subprocess.run(
-            [sys.executable, "-m", "rag.bench.tasks", task, str(params_file)],
-            capture_output=True, text=True, env=_child_env(), check=False,
-        )
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_MARK)]
-        if proc.returncode != 0 or not lines:
-            tail = "\n".join(proc.stderr.strip().splitlines()[-12:])
-            raise RagError(f"benchmark task {task} failed (exit {proc.returncode}):\n{tail}")
-        result: dict[str, Any] = json.loads(lines[-1][len(RESULT_MARK):])
-        _say(f"{label}: {time.perf_counter() - started:.1f} s")
-        return result
 
 
 def run_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -129,9 +66,9 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     failed = False
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         work = Path(tmp)
-        questions = _questions(getattr(args, "questions", None), work, plan)
-        ctx = _Context(plan, settings, work, _library(settings, work, plan, questions),
-                       questions, _uses_bf16(settings))
+        questions = prepare_questions(getattr(args, "questions", None), work, plan)
+        ctx = BenchContext(plan, settings, work, prepare_library(settings, work, plan, questions),
+                           questions, uses_bf16(settings))
         results["inputs"] = {"library": str(ctx.library), "questions": str(ctx.questions)}
         for name in SECTIONS:
             if name not in only:
@@ -141,21 +78,18 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
             except Exception as exc:  # one broken section must not lose the others
                 failed = True
                 results[name] = {"error": f"{type(exc).__name__}: {exc}"}
-                _say(f"section {name} failed: {exc}")
+                say(f"section {name} failed: {exc}")
     results["machine"]["loadavg_end"] = list(os.getloadavg())
     results["targets"] = summarize_targets(results)
     markdown = render_markdown(results)
     if args.out:
         Path(args.out).write_text(markdown + "\n", encoding="utf-8")
-        _say(f"wrote {args.out}")
+        say(f"wrote {args.out}")
     if args.json:
         print(json.dumps(results, indent=None, default=str))
     elif not args.out:
         print(markdown)
     return 1 if failed else 0
-
-
-# -- inputs ------------------------------------------------------------------------------
 
 
 def _check_extra() -> None:
@@ -168,94 +102,10 @@ def _check_extra() -> None:
             ) from exc
 
 
-def _library(settings: Settings, work: Path, plan: BenchPlan, questions: Path) -> Path:
-    """The default library, or (quick) a few of its notes: first those that the questions'
-    ``source`` fields cite, so that the quality figures are not all zero, then the rest."""
-    source = Path(settings.docs_dir)
-    if not source.is_dir():
-        raise RagError(f"the default library {source} is not a folder: run from the project "
-                       "root or set RAG_DOCS_DIR")
-    if plan.library_docs is None:
-        return source.resolve()
-    from rag.eval.evaluate import load_items
-
-    cited = {str(v).lower() for item in load_items(questions)
-             for key, v in (item.get("source") or {}).items() if key in ("pmid", "doi") and v}
-    notes = sorted(p for p in source.glob("*.md") if p.name.lower() != "readme.md")
-    notes.sort(key=lambda p: not _cites(p, cited))  # stable: cited notes first
-    target = work / "library"
-    target.mkdir()
-    for path in notes[: plan.library_docs]:
-        shutil.copy2(path, target / path.name)
-    return target
-
-
-def _cites(note: Path, ids: set[str]) -> bool:
-    head = note.read_text(encoding="utf-8", errors="ignore")[:2000].lower()
-    return any(f'"{i}"' in head or f" {i}\n" in head for i in ids)
-
-
-def _questions(given: str | None, work: Path, plan: BenchPlan) -> Path:
-    found = Path(given) if given else _QUESTIONS
-    if not found.is_file():
-        raise RagError(f"no question file at {found}: pass --questions FILE.jsonl")
-    if plan.question_limit is None:
-        return found.resolve()
-    lines = [ln for ln in found.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    subset = work / "questions.jsonl"
-    subset.write_text("\n".join(lines[: plan.question_limit]) + "\n", encoding="utf-8")
-    return subset
-
-
-def _uses_bf16(settings: Settings) -> bool:
-    from rag.embed.embedder import pick_dtype
-
-    return pick_dtype(settings.embedding) == "bfloat16"
-
-
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
-
-
-def make_synthetic_corpus(source: Path, out: Path, *, chunks: int, seed: int = 0) -> dict[str, int]:
-    """Write Markdown notes of shuffled sentences from ``source``'s notes, deterministically,
-    sized to give at least ``chunks`` chunks to ours and to the recipe. Returns files and
-    characters."""
-    sentences: list[str] = []
-    for path in sorted(source.glob("*.md")):
-        body = path.read_text(encoding="utf-8")
-        body = body.split("\n---\n", 1)[1] if body.startswith("---\n") else body
-        for line in body.splitlines():
-            if line.strip() and not line.lstrip().startswith(("#", "|", "-", "*")):
-                sentences.extend(s.strip() for s in _SENTENCE.split(line) if len(s) > 40)
-    if not sentences:
-        raise RagError(f"no sentences to build a synthetic corpus from in {source}")
-    rng = random.Random(seed)
-    target = chunks * _CHARS_PER_CHUNK
-    per_file = min(12_000, max(2_000, target // 4))
-    out.mkdir(parents=True, exist_ok=True)
-    written = files = 0
-    while written < target:
-        files += 1
-        words = rng.choice(sentences).split()[:8]
-        title = f"Synthetic note {files}: {' '.join(words)}".replace('"', "'")
-        parts = [f'---\nid: synth-{files:04d}\ntitle: "{title}"\n---\n']
-        size = 0
-        while size < per_file:
-            paragraph = " ".join(rng.sample(sentences, k=min(5, len(sentences))))
-            if size % 3000 < len(paragraph):
-                parts.append(f"## Part {len(parts)}\n")
-            parts.append(paragraph + "\n")
-            size += len(paragraph)
-        text = "\n".join(parts)
-        (out / f"synth-{files:04d}.md").write_text(text, encoding="utf-8")
-        written += len(text)
-    return {"files": files, "chars": written}
-
-
 # -- sections ----------------------------------------------------------------------------
 
 
-def _build_section(ctx: _Context) -> dict[str, Any]:
+def _build_section(ctx: BenchContext) -> dict[str, Any]:
     synthetic = ctx.work / "synthetic"
     made = make_synthetic_corpus(Path(ctx.settings.docs_dir), synthetic,
                                  chunks=ctx.plan.synthetic_chunks)
@@ -267,7 +117,7 @@ def _build_section(ctx: _Context) -> dict[str, Any]:
     return out
 
 
-def _build_systems(ctx: _Context, corpus_name: str) -> list[tuple[str, str, dict[str, Any]]]:
+def _build_systems(ctx: BenchContext, corpus_name: str) -> list[tuple[str, str, dict[str, Any]]]:
     systems: list[tuple[str, str, dict[str, Any]]] = [("ours", "build-ours", {}),
                                                        ("recipe", "build-recipe", {})]
     if ctx.bf16 and corpus_name in ctx.plan.float32_corpora:
@@ -275,7 +125,7 @@ def _build_systems(ctx: _Context, corpus_name: str) -> list[tuple[str, str, dict
     return systems
 
 
-def _compare_builds(ctx: _Context, corpus_name: str, corpus: Path, *,
+def _compare_builds(ctx: BenchContext, corpus_name: str, corpus: Path, *,
                     warmup: bool) -> dict[str, Any]:
     systems = _build_systems(ctx, corpus_name)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in systems}
@@ -327,7 +177,7 @@ def _summarize_build(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _ensure_library_indexes(ctx: _Context) -> None:
+def _ensure_library_indexes(ctx: BenchContext) -> None:
     for name, task in (("ours", "build-ours"), ("recipe", "build-recipe")):
         if name not in ctx.indexes:
             index_dir = ctx.work / f"idx-library-{name}-query"
@@ -336,7 +186,7 @@ def _ensure_library_indexes(ctx: _Context) -> None:
             ctx.indexes[name] = index_dir
 
 
-def _query_section(ctx: _Context) -> dict[str, Any]:
+def _query_section(ctx: BenchContext) -> dict[str, Any]:
     _ensure_library_indexes(ctx)
     runs: dict[str, list[dict[str, Any]]] = {"ours": [], "recipe": []}
     runs["recipe_1thread"] = []
@@ -378,7 +228,7 @@ def _median_dist(dists: Any) -> dict[str, float]:
         "n": int(sum(d["n"] for d in items))}
 
 
-def _startup_section(ctx: _Context) -> dict[str, Any]:
+def _startup_section(ctx: BenchContext) -> dict[str, Any]:
     _ensure_library_indexes(ctx)
     from rag.eval.evaluate import load_items
 
@@ -387,10 +237,10 @@ def _startup_section(ctx: _Context) -> dict[str, Any]:
                question, "--json"]
     samples, cpu = [], []
     for run in range(ctx.plan.startup_runs + (1 if ctx.plan.warmup else 0)):
-        _say(f"startup: run {run + 1}")
+        say(f"startup: run {run + 1}")
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
-        proc = subprocess.run(command, capture_output=True, text=True, env=_child_env(),
+        proc = subprocess.run(command, capture_output=True, text=True, env=child_env(),
                               check=False)
         elapsed = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -404,7 +254,7 @@ def _startup_section(ctx: _Context) -> dict[str, Any]:
             "command": "python -m rag ask --index DIR QUESTION --json"}
 
 
-def _scale_section(ctx: _Context) -> dict[str, Any]:
+def _scale_section(ctx: BenchContext) -> dict[str, Any]:
     from rag.bench.scale import recommend
 
     sizes = [ctx.child("scale", {
@@ -415,7 +265,7 @@ def _scale_section(ctx: _Context) -> dict[str, Any]:
     return {"sizes": sizes, "recommendation": recommend(sizes), "store": _store_memory(ctx)}
 
 
-def _store_memory(ctx: _Context) -> list[dict[str, Any]]:
+def _store_memory(ctx: BenchContext) -> list[dict[str, Any]]:
     """Per size: a synthetic store written by one child, opened and queried by another."""
     out = []
     for n in ctx.plan.store_sizes:
@@ -429,7 +279,7 @@ def _store_memory(ctx: _Context) -> list[dict[str, Any]]:
     return out
 
 
-_SECTIONS: dict[str, Callable[[_Context], dict[str, Any]]] = {
+_SECTIONS: dict[str, Callable[[BenchContext], dict[str, Any]]] = {
     "build": _build_section,
     "query": _query_section,
     "startup": _startup_section,
@@ -438,15 +288,6 @@ _SECTIONS: dict[str, Callable[[_Context], dict[str, Any]]] = {
 
 
 # -- plumbing ----------------------------------------------------------------------------
-
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["HF_HUB_OFFLINE"] = "1"
-    env["TOKENIZERS_PARALLELISM"] = "false"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PROJECT_ROOT),
-                                                      env.get("PYTHONPATH")]))
-    return env
 
 
 def _command(args: argparse.Namespace) -> str:
@@ -458,7 +299,3 @@ def _command(args: argparse.Namespace) -> str:
     if args.out:
         parts.append(f"--out {args.out}")
     return " ".join(parts)
-
-
-def _say(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)

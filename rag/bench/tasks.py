@@ -13,7 +13,8 @@ Tasks:
   recipe) latency over a question file after a warm-up, then retrieval quality.
 - ``scale``: synthetic vectors through the FAISS index types (see :mod:`rag.bench.scale`).
 - ``store-build`` / ``store-open``: write a synthetic store of ``n`` chunks, then (in a fresh
-  process) open it and answer questions, measuring the store's resident memory.
+  process) open it and answer questions, measuring the store's resident memory (see
+  :mod:`rag.bench.store_memory`).
 """
 
 from __future__ import annotations
@@ -105,10 +106,10 @@ def build_ours(params: dict[str, Any]) -> dict[str, Any]:
 
 def _model_tokens(rag: Any, embedder: Any) -> list[int]:
     """Tokens the model reads per chunk: the chunk text plus the title prefix before it."""
-    from rag.ingest.pipeline import _title_prefix
+    from rag.ingest.pipeline import title_prefix
 
     snap = rag.snapshot
-    prefix = {doc_id: embedder.count_tokens([_title_prefix(doc.title, embedder)])[0]
+    prefix = {doc_id: embedder.count_tokens([title_prefix(doc.title, embedder)])[0]
               for doc_id, doc in snap.docs.items()}
     return [c.n_tokens + prefix.get(c.doc_id, 0) for c in snap.chunks]
 
@@ -258,14 +259,14 @@ def scale(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def store_build(params: dict[str, Any]) -> dict[str, Any]:
-    from rag.bench.scale import write_synthetic_store
+    from rag.bench.store_memory import write_synthetic_store
 
     return write_synthetic_store(Path(params["index_dir"]), int(params["n"]),
                                  index_type=params.get("index_type", "auto"))
 
 
 def store_open(params: dict[str, Any]) -> dict[str, Any]:
-    from rag.bench.scale import measure_store
+    from rag.bench.store_memory import measure_store
 
     return measure_store(Path(params["index_dir"]), questions=int(params.get("questions", 20)),
                          cold=bool(params.get("cold", True)))

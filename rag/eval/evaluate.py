@@ -28,7 +28,7 @@ import numpy as np
 
 from rag.errors import QueryError
 from rag.facade import RAG
-from rag.retrieve.lexical import tokenize
+from rag.store.lexical import tokenize
 from rag.types import Answer, Passage
 
 __all__ = ["evaluate_file", "evaluate_files", "format_report", "load_items", "rank_of_hit",

@@ -28,18 +28,13 @@ from rag.errors import DocumentLoadError, EmptyCorpusError, IndexWriteError
 from rag.ingest.chunking import split_document
 from rag.ingest.loaders import iter_files, load_file, read_bytes
 from rag.settings import Settings
-from rag.store.generations import (
-    FORMAT_VERSION,
-    IndexSnapshot,
-    NewGeneration,
-    check_manifest,
-    sentence_arrays,
-    write_generation,
-    writer_lock,
-)
+from rag.store.generations import NewGeneration, write_generation, writer_lock
+from rag.store.manifest import FORMAT_VERSION, check_manifest
+from rag.store.sentences import sentence_arrays
+from rag.store.snapshot import IndexSnapshot
 from rag.types import Chunk, Document, IndexReport, SkippedFile
 
-__all__ = ["expected_manifest", "remove_documents", "update_index"]
+__all__ = ["expected_manifest", "remove_documents", "title_prefix", "update_index"]
 
 Progress = Callable[[int, int], None]
 
@@ -126,7 +121,7 @@ def remove_documents(
         if not present:
             return []
         kept = [(row, c) for row, c in enumerate(previous.chunks) if c.doc_id not in wanted]
-        dim = int(previous.manifest.get("dimension") or previous.vectors.shape[1])
+        dim = int(previous.manifest.get("dimension") or previous.vector_index.dimension)
         generation = _assemble(previous, kept, [], [], dim)
         generation.manifest = dict(previous.manifest, documents=len(previous.docs) - len(present),
                                    chunks=len(generation.chunks))
@@ -229,7 +224,7 @@ def _file_gone(doc_id: str, base: IndexSnapshot | None, taken: dict[str, str]) -
     return record is not None and doc_id not in taken and not Path(record.source_path).exists()
 
 
-def _title_prefix(title: str, model: Embedder) -> str:
+def title_prefix(title: str, model: Embedder) -> str:
     """The title given to the model before each chunk, cut to its token budget so that the
     prefix and a chunk of ``model.max_chunk_tokens`` always fit the model's input."""
     prefix = title[:PREFIX_CHARS]
@@ -246,7 +241,7 @@ def _chunk_and_embed(plan: _Plan, model: Embedder, folder: Path, settings: Setti
         doc_chunks = split_document(doc, count_tokens=model.count_tokens,
                                     max_tokens=model.max_chunk_tokens, settings=settings.chunking)
         chunks.extend(doc_chunks)
-        prefixes.extend([_title_prefix(doc.title, model)] * len(doc_chunks))
+        prefixes.extend([title_prefix(doc.title, model)] * len(doc_chunks))
     local_spans = [tuple((a - c.start, b - c.start) for a, b in c.sentences) for c in chunks]
     try:
         return _embed_with_cache(chunks, prefixes, local_spans, model, folder, progress)
@@ -292,14 +287,16 @@ def _assemble(base: IndexSnapshot | None, kept: list[tuple[int, Chunk]], new_chu
     chunks: list[Chunk] = []
     vectors: list[np.ndarray] = []
     sentence_vecs: list[np.ndarray] = []
+    if kept:
+        assert base is not None
+        vectors.extend(base.chunk_vectors([row for row, _ in kept]))
     for row, chunk in kept:
         assert base is not None
-        rows = base.sentence_rows(row)
-        spans = tuple((int(a), int(b)) for a, b in base.sent_spans[rows])
+        rows = base.sentences.rows_of_chunk(row)
+        spans = tuple((int(a), int(b)) for a, b in base.sentences.spans[rows])
         chunks.append(Chunk(chunk.chunk_id, chunk.doc_id, chunk.text, chunk.start, chunk.end,
                             chunk.section, chunk.page, spans, chunk.n_tokens))
-        vectors.append(base.vectors[row])
-        sentence_vecs.append(base.sent_vectors[rows].astype(np.float32))
+        sentence_vecs.append(base.sentences.vectors(rows))
     for chunk, emb in zip(new_chunks, embedded, strict=True):
         chunks.append(chunk)
         vectors.append(emb.vector)

@@ -173,52 +173,15 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.interfaces.progress import ProgressBar
+    from rag.interfaces.render import index_report_lines
+
     rag = _open(args, settings)
     paths = args.paths or [str(settings.docs_dir)]
-    bar = None if args.no_progress or args.json else _progress_bar()
-    try:
+    with ProgressBar(shown=not (args.no_progress or args.json)) as bar:
         report = rag.add(paths, rebuild=args.rebuild, progress=bar)
-    finally:
-        if bar is not None:
-            bar.close()
-    data = report.to_dict()
-    lines = [
-        f"index: {report.index_dir}",
-        "documents: {added} added, {updated} updated, {removed} removed, {unchanged} unchanged,"
-        " {skipped} skipped".format(**data["counts"]),
-    ]
-    lines += [f"  skipped {_printable(s.path)}: {s.reason}" for s in report.skipped]
-    lines.append(f"chunks: {report.chunks} in the index, {report.chunks_embedded} embedded in "
-                 f"{report.seconds:.2f} s ({report.chunks_per_second:.1f} chunks/s)")
-    _emit(args, data, "\n".join(lines))
+    _emit(args, report.to_dict(), "\n".join(index_report_lines(report)))
     return 0
-
-
-def _printable(name: str) -> str:
-    """A file name fit for a terminal: newlines and escape sequences shown as ``\\n``,
-    ``\\x1b``, never acted on."""
-    if name.isprintable():
-        return name
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in name)
-
-
-class _progress_bar:  # noqa: N801 - used like a function
-    def __init__(self) -> None:
-        self._bar: Any = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if total == 0:
-            return
-        if self._bar is None:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr)
-        self._bar.n = done
-        self._bar.refresh()
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -290,7 +253,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.sources.pubmed import run_fetch
+    from rag.interfaces.fetch_command import run_fetch
 
     return run_fetch(args, settings)
 

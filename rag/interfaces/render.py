@@ -1,10 +1,12 @@
-"""Plain-text and Markdown renderings of an answer (CLI output, "copy with references")."""
+"""Plain-text and Markdown renderings of an answer (CLI output, "copy with references") and
+of an indexing run's report (``python -m rag index``, ``fetch`` and the web app's startup)."""
 
 from __future__ import annotations
 
-from rag.types import Answer, Citation
+from rag.types import Answer, Citation, IndexReport
 
-__all__ = ["answer_as_markdown", "answer_as_text", "reference_line"]
+__all__ = ["answer_as_markdown", "answer_as_text", "index_counts", "index_report_lines",
+           "reference_line"]
 
 
 def reference_line(citation: Citation) -> str:
@@ -51,3 +53,39 @@ def answer_as_markdown(answer: Answer) -> str:
         lines.append(f"{c.n}. {c.source}" + (f" {' '.join(links)}" if links else "")
                      + f" — \"{c.snippet}\"")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def index_counts(report: IndexReport) -> str:
+    """The documents an indexing run touched, e.g.
+    ``"2 added, 0 updated, 0 removed, 5 unchanged, 1 skipped"``."""
+    return (f"{len(report.added)} added, {len(report.updated)} updated, "
+            f"{len(report.removed)} removed, {len(report.unchanged)} unchanged, "
+            f"{len(report.skipped)} skipped")
+
+
+def index_report_lines(report: IndexReport, *, brief: bool = False,
+                       max_skipped: int | None = None) -> list[str]:
+    """What an indexing run did, one line each: the index folder, the document counts, every
+    skipped file with its reason, and the chunks embedded and how fast.
+
+    ``brief``: only the counts (as ``index: ...``) and the skipped files, for the web app's
+    startup. ``max_skipped``: list at most this many skipped files, then how many more.
+    """
+    lines = ([f"index: {index_counts(report)}"] if brief
+             else [f"index: {report.index_dir}", f"documents: {index_counts(report)}"])
+    shown = report.skipped if max_skipped is None else report.skipped[:max_skipped]
+    lines += [f"  skipped {_printable(s.path)}: {s.reason}" for s in shown]
+    if len(report.skipped) > len(shown):
+        lines.append(f"  ... and {len(report.skipped) - len(shown)} more skipped")
+    if not brief:
+        lines.append(f"chunks: {report.chunks} in the index, {report.chunks_embedded} embedded "
+                     f"in {report.seconds:.2f} s ({report.chunks_per_second:.1f} chunks/s)")
+    return lines
+
+
+def _printable(name: str) -> str:
+    """A file name fit for a terminal: newlines and escape sequences shown as ``\\n``,
+    ``\\x1b``, never acted on."""
+    if name.isprintable():
+        return name
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in name)

@@ -17,13 +17,20 @@ copy in memory: retrieval searches the memory-mapped ``vectors.npy`` with numpy.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rag.settings import StoreSettings
+from rag.store.vectors.base import Filter, Hits, RowTable
+from rag.store.vectors.exact import ExactIndex
 
-__all__ = ["EXACT_SEARCH_LIMIT", "build_vector_index", "configure_search", "resolve_index_type"]
+__all__ = ["EXACT_SEARCH_LIMIT", "FAISS_FILE", "FaissIndex", "build_vector_index",
+           "configure_search", "resolve_index_type"]
+
+FAISS_FILE = "vectors.faiss"
 
 EXACT_SEARCH_LIMIT = 200_000  # retrieval searches the exact vectors up to this many chunks
 AUTO_APPROXIMATE = "ivf-sq8"
@@ -79,3 +86,96 @@ def configure_search(index: Any, manifest: dict[str, Any]) -> None:
         index.hnsw.efSearch = int(store.get("hnsw_ef_search", 128))
     if hasattr(index, "nprobe"):
         index.nprobe = min(int(store.get("ivf_nprobe", 32)), int(index.nlist))
+
+
+class FaissIndex:
+    """An approximate FAISS index over the exact vectors it keeps beside it.
+
+    Unfiltered queries go to FAISS once the index holds more than ``exact_limit`` rows;
+    filtered queries, smaller indexes and :meth:`vectors` use the exact vectors (memory-mapped
+    when loaded, so only the rows a question touches are read).
+    """
+
+    def __init__(self, dimension: int, *, kind: str, store: StoreSettings | Any,
+                 rows: RowTable | None = None, exact: ExactIndex | None = None,
+                 approximate: Any = None, exact_limit: int = EXACT_SEARCH_LIMIT) -> None:
+        self.kind = kind
+        self._store = store
+        self._exact = exact if exact is not None else ExactIndex(dimension, rows=rows)
+        self._approximate = approximate
+        self._exact_limit = exact_limit
+        # Row ids in the order the approximate index holds them (its positions map to these).
+        self._built_ids = np.sort(self._exact.ids())
+
+    @property
+    def dimension(self) -> int:
+        return self._exact.dimension
+
+    @property
+    def exact(self) -> ExactIndex:
+        """The exact vectors the approximate index was built from."""
+        return self._exact
+
+    @property
+    def approximate(self) -> Any:
+        """The FAISS index (None until built)."""
+        return self._approximate
+
+    @property
+    def searches_approximately(self) -> bool:
+        return self._approximate is not None and self.count() > self._exact_limit
+
+    def count(self) -> int:
+        return self._exact.count()
+
+    def add(self, ids: Sequence[int] | np.ndarray, vectors: np.ndarray) -> None:
+        self._exact.add(ids, vectors)
+        self._approximate = None  # rebuilt from the exact vectors on save or first search
+
+    def remove(self, ids: Iterable[int]) -> None:
+        self._exact.remove(ids)
+        self._approximate = None
+
+    def search(self, query: np.ndarray, k: int, *, filter: Filter | None = None) -> Hits:
+        if filter is not None and filter.conditions:
+            return self._exact.search(query, k, filter=filter)
+        if self.count() <= self._exact_limit:
+            return self._exact.search(query, k)
+        if self._approximate is None:
+            self._approximate = self._build()
+        scores, ids = self._approximate.search(
+            np.asarray(query, dtype=np.float32).reshape(1, -1), k)
+        keep = ids[0] >= 0
+        positions = ids[0][keep].astype(np.int64)
+        return Hits(self._built_ids[positions], scores[0][keep])
+
+    def vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        return self._exact.vectors(ids)
+
+    def save(self, folder: Path) -> None:
+        import faiss
+
+        self._exact.save(folder)
+        faiss.write_index(self._build(), str(folder / FAISS_FILE))
+
+    @classmethod
+    def load(cls, folder: Path, manifest: Mapping[str, Any], *,
+             rows: RowTable | None = None) -> FaissIndex:
+        import faiss
+
+        approximate = faiss.read_index(str(folder / FAISS_FILE))
+        configure_search(approximate, dict(manifest))
+        exact = ExactIndex.load(folder, rows=rows, scattered=True)
+        store = manifest.get("store") or {}
+        return cls(exact.dimension, kind=str(manifest.get("index_type")), store=store,
+                   rows=rows, exact=exact, approximate=approximate)
+
+    def _build(self) -> Any:
+        settings = self._store if isinstance(self._store, StoreSettings) else \
+            StoreSettings(**{k: v for k, v in dict(self._store).items()
+                             if k in StoreSettings.model_fields})
+        ids = np.sort(self._exact.ids())
+        index = build_vector_index(self._exact.vectors(ids),
+                                   settings.model_copy(update={"index_type": self.kind}))
+        self._built_ids = ids
+        return index

@@ -41,6 +41,21 @@ def _stemmer():  # type: ignore[no-untyped-def]
 
 def tokenize(text: str) -> list[str]:
     """Lowercase, split, keep joined and split forms of compounds, drop stopwords, stem."""
+    if len(text) <= _CACHED_CHARS:
+        return list(_tokenize_cached(text))
+    return _tokenize(text)
+
+
+_CACHED_CHARS = 2_000
+
+
+@lru_cache(maxsize=32_768)
+def _tokenize_cached(text: str) -> tuple[str, ...]:
+    # The answer composer tokenizes the same library sentences for question after question.
+    return tuple(_tokenize(text))
+
+
+def _tokenize(text: str) -> list[str]:
     tokens: list[str] = []
     for match in _TOKEN.finditer(text.lower()):
         word = match.group(0).strip(".")

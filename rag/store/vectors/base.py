@@ -1,0 +1,116 @@
+"""The vector-index interface and the neutral filter form (see :mod:`rag.store.vectors`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+
+__all__ = ["FILTER_FIELDS", "Condition", "Filter", "Hits", "RowTable", "VectorIndex", "row_mask"]
+
+FILTER_FIELDS = ("doc_id", "disease", "agent", "evidence", "topic", "year")
+_META_FIELD = {"disease": "diseases", "agent": "agents", "evidence": "evidence",
+               "topic": "topics"}
+
+
+class Hits(NamedTuple):
+    """Row ids (int64) and their inner-product scores, best first."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One filter condition on document metadata.
+
+    ``values``: the row passes when its document has any of these stored values in ``field``.
+    For ``year``: ``low <= year <= high``.
+    """
+
+    field: str
+    values: tuple[str, ...] = ()
+    low: int | None = None
+    high: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """All conditions must hold."""
+
+    conditions: tuple[Condition, ...] = ()
+
+    def passes(self, doc_id: str, meta: Mapping[str, Any]) -> bool:
+        return all(_passes(c, doc_id, meta) for c in self.conditions)
+
+
+def _passes(condition: Condition, doc_id: str, meta: Mapping[str, Any]) -> bool:
+    if condition.field == "doc_id":
+        return doc_id in condition.values
+    if condition.field == "year":
+        year = meta.get("year")
+        return (isinstance(year, int) and (condition.low is None or year >= condition.low)
+                and (condition.high is None or year <= condition.high))
+    have = meta.get(_META_FIELD[condition.field]) or []
+    have = [have] if isinstance(have, str) else list(have)
+    return any(str(value) in condition.values for value in have)
+
+
+@dataclass(frozen=True)
+class RowTable:
+    """What a backend needs to compile filters: each row's document and each document's
+    metadata."""
+
+    row_docs: Sequence[str]
+    doc_meta: Mapping[str, Mapping[str, Any]]
+    _masks: dict[Filter, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+
+
+def row_mask(table: RowTable, filter_: Filter) -> np.ndarray:
+    """Boolean mask over rows whose document passes ``filter_`` (cached per filter)."""
+    cached = table._masks.get(filter_)
+    if cached is not None:
+        return cached
+    ok = {doc_id for doc_id, meta in table.doc_meta.items() if filter_.passes(doc_id, meta)}
+    mask = np.fromiter((d in ok for d in table.row_docs), dtype=bool, count=len(table.row_docs))
+    if len(table._masks) > 256:
+        table._masks.clear()
+    table._masks[filter_] = mask
+    return mask
+
+
+class VectorIndex(Protocol):
+    """A store of row vectors with nearest-neighbour search."""
+
+    kind: str
+
+    @property
+    def dimension(self) -> int: ...
+
+    def count(self) -> int:
+        """Number of rows held."""
+        ...
+
+    def add(self, ids: Sequence[int] | np.ndarray, vectors: np.ndarray) -> None:
+        """Add (or replace) rows ``ids`` with ``vectors`` (one unit vector per row)."""
+        ...
+
+    def remove(self, ids: Iterable[int]) -> None:
+        """Drop rows; unknown ids are ignored."""
+        ...
+
+    def search(self, query: np.ndarray, k: int, *, filter: Filter | None = None) -> Hits:
+        """The ``k`` rows with the highest inner product with ``query`` that pass ``filter``
+        (compiled against the rows' documents)."""
+        ...
+
+    def vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The stored vectors of rows ``ids`` (float32, in the given order)."""
+        ...
+
+    def save(self, folder: Path) -> None:
+        """Write the index into a generation folder."""
+        ...
