@@ -16,7 +16,7 @@ $(VENV)/.core: pyproject.toml
 	touch $@
 
 $(VENV)/.test: $(VENV)/.core
-	$(PIP) install -q -e ".[test,bench,dev]"
+	$(PIP) install -q -e ".[test,bench,dev,milvus]"
 	touch $@
 
 install: $(VENV)/.core

@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-build", action="store_true", help="serve the index as it is: "
                         "do not build or update it from the documents folder")
     parser.add_argument("--settings", metavar="FILE", help="YAML/JSON settings file")
+    from rag.interfaces.cli import add_store_flags
+
+    add_store_flags(parser)
     return parser
 
 
@@ -63,9 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Any:
+    from rag.interfaces.cli import apply_store_flags
     from rag.settings import load_settings
 
-    settings = load_settings(args.settings)
+    settings = apply_store_flags(args, load_settings(args.settings))
     flags = {"ui.host": args.host, "ui.port": args.port, "index_dir": args.index,
              "docs_dir": args.docs, "ui.auth": args.auth, "ui.upload_dir": args.upload_dir}
     updates = {key: value for key, value in flags.items() if value is not None}

@@ -76,7 +76,7 @@ class RAG:
         with self._lock:
             if live is None or (self._snapshot and self._snapshot.generation == live):
                 return False
-            self._snapshot = open_snapshot(self.index_dir)
+            self._snapshot = open_snapshot(self.index_dir, self.settings.store)
             return True
 
     @property
@@ -92,6 +92,16 @@ class RAG:
     @property
     def exists(self) -> bool:
         return current_generation(self.index_dir) is not None
+
+    def close(self) -> None:
+        """Release outside resources: the Milvus connection, and a Milvus Lite file so that
+        another process can open it. The object can be used again afterwards."""
+        if self.settings.store.backend == "milvus":
+            from rag.store.vectors.milvus_connect import release, target_for
+
+            release(target_for(self.settings.store, self.index_dir))
+        with self._lock:
+            self._snapshot = None
 
     def preload_model(self) -> threading.Thread:
         """Load the embedding model in a daemon thread; a failure is raised by the next query.
@@ -185,13 +195,21 @@ class RAG:
                         k=k or self.settings.retrieval.k, filters=filters).passages
 
     def ask(self, question: str, k: int | None = None, *,
-            filters: Mapping[str, Any] | None = None, mode: str = "extractive") -> Answer:
-        """Answer ``question`` from the library with sentence-level citations."""
+            filters: Mapping[str, Any] | None = None, mode: str = "extractive",
+            clinical_first: bool | None = None) -> Answer:
+        """Answer ``question`` from the library with sentence-level citations.
+
+        ``clinical_first`` (default: the setting ``answer.clinical_first``) ranks evidence
+        from human studies first."""
         from rag.answer.extractive import answer_question
         from rag.retrieve.hybrid import clean_query
 
         clean_query(question)  # a bad question fails at once, before the model loads
         self.check_compatible()
-        return answer_question(question, self.snapshot, self.embedder(), self.settings,
+        settings = self.settings
+        if clinical_first is not None and clinical_first != settings.answer.clinical_first:
+            answer = settings.answer.model_copy(update={"clinical_first": bool(clinical_first)})
+            settings = settings.model_copy(update={"answer": answer})
+        return answer_question(question, self.snapshot, self.embedder(), settings,
                                k=k or self.settings.retrieval.k, filters=filters, mode=mode,
                                llm_transport=self._llm_transport)

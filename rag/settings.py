@@ -65,6 +65,27 @@ class StoreSettings(_Section):
     ivf_nlist: int = 0  # 0 = about 4*sqrt(n)
     ivf_nprobe: int = 32
     keep_generations: int = 2
+    backend: Literal["faiss", "milvus"] = Field(
+        "faiss", description="faiss: embedded numpy/FAISS files in the index folder (default). "
+        "milvus: chunk vectors and filterable metadata in Milvus (Milvus Lite or a cluster); "
+        "needs `pip install 'trail-rag[milvus]'`.")
+    milvus_uri: str | None = Field(
+        None, description="A local path means embedded Milvus Lite (a folder-backed database "
+        "file); http(s)://host:19530 means a Milvus server or cluster. Default: "
+        "<index_dir>/milvus.db.")
+    milvus_token: str | None = Field(None, description="Milvus token (or user:password); also "
+                                     "MILVUS_TOKEN, or MILVUS_USER and MILVUS_PASSWORD.")
+    milvus_timeout_s: float = Field(30.0, gt=0, description="Milvus call timeout.")
+    milvus_prefix: str = Field("trailrag", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,40}$",
+                               description="Collection name prefix; indexes sharing one Milvus "
+                               "server need different prefixes.")
+    milvus_index_type: Literal["AUTOINDEX", "FLAT", "IVF_FLAT", "IVF_SQ8", "HNSW", "DISKANN"] = (
+        Field("AUTOINDEX", description="Milvus vector index type (Milvus Lite builds FLAT, "
+              "IVF_FLAT and IVF_SQ8; HNSW and DISKANN need a server)."))
+    sentence_vectors: Literal["stored", "recompute"] = Field(
+        "stored", description="stored: pooled sentence vectors are saved with each generation "
+        "(float16, ~0.75 KB per sentence). recompute: not saved; the answer composer re-embeds "
+        "its candidate chunks per question (for corpora too large to keep them).")
 
 
 class RetrievalSettings(_Section):
@@ -121,6 +142,17 @@ class AnswerSettings(_Section):
     duplicate_overlap: float = Field(0.8, gt=0, le=1, description="Word overlap above which a "
                                      "sentence repeats one already chosen.")
     min_support: float = Field(0.40, description="Support score below which answers refuse.")
+    clinical_first: bool = Field(False, description="Rank evidence from human studies "
+                                 "(meta-analyses, trials, observational) first: see "
+                                 "clinical_margin and clinical_bonus. RAG.ask(clinical_first=) "
+                                 "overrides it per question.")
+    clinical_margin: float = Field(0.3, ge=0, description="With clinical_first, a retrieved "
+                                   "passage from a human study moves ahead of others scoring up "
+                                   "to this share of the top passage's score above it (full "
+                                   "for a meta-analysis, 0.6 of it for an observational study).")
+    clinical_bonus: float = Field(2.0, ge=0, description="With clinical_first, logits added to "
+                                  "sentences from human studies in selection (scaled by level "
+                                  "as clinical_margin).")
 
 
 class LLMSettings(_Section):
@@ -186,6 +218,9 @@ ENV_ALIASES: dict[str, str] = {
     "RAG_DEVICE": "embedding.device",
     "RAG_DTYPE": "embedding.dtype",
     "RAG_INDEX_TYPE": "store.index_type",
+    "RAG_BACKEND": "store.backend",
+    "RAG_MILVUS_URI": "store.milvus_uri",
+    "MILVUS_TOKEN": "store.milvus_token",
     "RAG_MAX_FILE_MB": "loader.max_file_mb",
     "RAG_LLM_URL": "llm.url",
     "RAG_LLM_MODEL": "llm.model",
@@ -217,6 +252,9 @@ def load_settings(
             _set_dotted(data, ENV_ALIASES[name], value)
         elif name.startswith("RAG_") and "__" in name:
             _set_dotted(data, name[4:].lower().replace("__", "."), value)
+    store = data["store"]
+    if not store.get("milvus_token") and env.get("MILVUS_USER") and env.get("MILVUS_PASSWORD"):
+        store["milvus_token"] = f"{env['MILVUS_USER']}:{env['MILVUS_PASSWORD']}"
     return _validate(data)
 
 

@@ -145,6 +145,8 @@ class Citation:
     authors: str = ""
     journal: str = ""
     year: int | None = None
+    evidence: str = "unknown"  # a key of rag.ingest.evidence.EVIDENCE_LEVELS
+    evidence_reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -174,7 +176,9 @@ class Answer:
 
     ``coverage`` lists the question's constraints and which of them the evidence covers; when
     a key constraint is missing, ``supported`` is false and ``text`` says what is missing
-    before quoting the closest evidence.
+    before quoting the closest evidence. ``evidence_summary`` is one line on the study designs
+    behind the citations ("Evidence: 1 phase 3 trial (2023), 2 in vitro studies (2003–2009)");
+    empty when nothing is cited.
     """
 
     question: str
@@ -187,6 +191,7 @@ class Answer:
     mode: str = "extractive"
     notes: tuple[str, ...] = ()
     coverage: tuple[ConstraintCoverage, ...] = ()
+    evidence_summary: str = ""
 
     @property
     def missing(self) -> tuple[ConstraintCoverage, ...]:
@@ -201,6 +206,7 @@ class Answer:
             "mode": self.mode,
             "notes": list(self.notes),
             "coverage": [c.to_dict() for c in self.coverage],
+            "evidence_summary": self.evidence_summary,
             "citations": [c.to_dict() for c in self.citations],
             "passages": [p.to_dict() for p in self.passages],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},

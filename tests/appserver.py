@@ -2,7 +2,8 @@
 and talk to it through Gradio's plain HTTP API (``call_api``, ``upload_file``).
 
 The notes are small Markdown files written on the fly; one carries an HTML/script payload in
-its title and body, to check that the UI shows document text as text.
+its title and body, to check that the UI shows document text as text, and one is a clinical
+trial, so that the evidence timeline has a study on it.
 """
 
 from __future__ import annotations
@@ -79,7 +80,27 @@ samples. Zorblatin-high mantle cell lymphoma cells showed strong caspase-8 cleav
 TRAIL <img src=x onerror=alert(2)> exposure in every sample. Template text ${{alert(3)}} \
 and `code` stay plain text in the zorblatin samples.
 """,
+    "dulanermin-fl.md": """---
+id: dulanermin-fl-trial
+title: "Dulanermin with rituximab in relapsed follicular lymphoma: a phase 1b/2 trial"
+authors: ["Dana Trialist", "Eli Investigator"]
+journal: "Lymphoma Trials Test Journal"
+year: 2011
+volume: "12"
+pages: "101-109"
+pmid: "21000001"
+doi: "10.1000/lttj.2011.3"
+diseases: ["follicular lymphoma"]
+agents: ["dulanermin", "rituximab"]
+evidence: clinical phase 2
+---
+## Findings
+Forty patients with relapsed follicular lymphoma received dulanermin with rituximab in this \
+open-label trial. The combination produced objective responses in 24 of the 40 patients, and \
+dulanermin added no dose-limiting toxicity to rituximab.
+""",
 }
+CLINICAL_NOTE_ID = "dulanermin-fl-trial"
 
 UPLOAD_NOTE = """---
 id: quorvane-note

@@ -24,8 +24,8 @@ CITATION_KEYS = {"n", "doc_id", "chunk_id", "title", "source", "pmid", "doi", "u
 PASSAGE_KEYS = {"rank", "doc_id", "chunk_id", "title", "text", "score", "section", "page"}
 # Fields the objects add beyond the issue's JSON contract (the contract's keys must all be
 # there; these are the only others).
-ANSWER_EXTRA = {"support_score", "mode", "notes", "coverage"}
-CITATION_EXTRA = {"authors", "journal", "year"}
+ANSWER_EXTRA = {"support_score", "mode", "notes", "coverage", "evidence_summary"}
+CITATION_EXTRA = {"authors", "journal", "year", "evidence", "evidence_reason"}
 PASSAGE_EXTRA = {"start", "end"}
 
 

@@ -101,3 +101,10 @@ def test_metadata_and_phase_from_the_evidence_field_count() -> None:
     constraints = find_constraints("phase III aponermin myeloma results")
     assert all(c.covered for c in check_coverage(constraints, [doc]))
     assert load_synonyms().kind_of("aponermin") == "agent"
+
+
+def test_names_the_library_knows_only_steer_the_answer() -> None:
+    found = _kinds("How does low-dose PDBu make AML blasts respond to TRAIL?",
+                   is_unseen=lambda token: False)
+    assert found["PDBu"] == "name"
+    assert "low-dose" not in found

@@ -730,10 +730,21 @@ def test_no_script_runs_in_the_browser(ui_run: UiRun) -> None:
                 js_links: document.querySelectorAll('a[href^="javascript:" i]').length,
             })""")
             text = page.locator("body").inner_text()
+            # the Library tab: table, evidence map and timeline over the hostile uploads
+            page.get_by_role("tab", name="Library").click()
+            page.locator("#rag-evidence-map svg").first.wait_for(timeout=60_000)
+            page.locator("#rag-timeline svg").first.wait_for(timeout=60_000)
+            library = page.evaluate("""() => ({
+                scripts: [...document.scripts].filter(s => s.textContent.includes('alert(')).length,
+                handlers: document.querySelectorAll('[onerror], [onclick], [onload]').length,
+                frames: document.querySelectorAll('iframe, object, embed').length,
+                js_links: document.querySelectorAll('a[href^="javascript:" i]').length,
+            })""")
         finally:
             browser.close()
     assert dialogs == []
     assert injected == {"scripts": 0, "handlers": 0, "frames": 0, "js_links": 0}
+    assert library == injected
     assert "Zorvexin raised DR5" in text and "root:x:0:0" not in text
 
 

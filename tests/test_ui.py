@@ -14,7 +14,16 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from appserver import NOTES, PAYLOAD_SCRIPT, PROJECT_ROOT, UPLOAD_NOTE, App, run_app
+from appserver import (
+    CLINICAL_NOTE_ID,
+    NOTES,
+    PAYLOAD_SCRIPT,
+    PROJECT_ROOT,
+    UPLOAD_NOTE,
+    App,
+    call_api,
+    run_app,
+)
 
 from rag.interfaces.ui.files import Upload, parse_auth, sanitize_filename, save_uploads
 from rag.interfaces.ui.render import build_filters, escape, escape_markdown, sources_html
@@ -53,7 +62,8 @@ def test_startup_builds_the_missing_index_and_reports_the_url(app: App) -> None:
 
 def test_only_the_named_endpoints_are_public(client) -> None:  # type: ignore[no-untyped-def]
     endpoints = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
-    assert endpoints == {"/ask", "/search", "/status", "/documents", "/upload", "/delete"}
+    assert endpoints == {"/ask", "/ask_clinical_first", "/search", "/status", "/documents",
+                         "/upload", "/delete", "/evidence_map"}
 
 
 # -- API ------------------------------------------------------------------------------------
@@ -78,6 +88,55 @@ def test_ask_answers_with_valid_citations(client) -> None:  # type: ignore[no-un
         assert c["end"] - c["start"] == len(c["snippet"])
         assert (c["pmid"], c["doi"], c["year"]) == ("12345678", "10.1000/ltr.2004.17", 2004)
     assert set(answer) >= {"question", "passages", "timings_ms", "support_score", "mode"}
+
+
+def test_ask_returns_study_designs_and_the_evidence_summary(client) -> None:  # type: ignore[no-untyped-def]
+    answer = _ask(client, "Why do primary CLL cells resist TRAIL?")
+    assert answer["evidence_summary"].startswith("Evidence: 1 in vitro study (2004)")
+    for c in answer["citations"]:
+        assert c["evidence"] == "in-vitro"
+        assert "preclinical in vitro" in c["evidence_reason"]
+
+
+def test_ask_clinical_first_takes_the_same_inputs_as_ask(client, app: App) -> None:  # type: ignore[no-untyped-def]
+    question = "What did dulanermin with rituximab do in follicular lymphoma?"
+    for endpoint in ("/ask", "/ask_clinical_first"):
+        answer = client.predict(question, 3, {}, "extractive", api_name=endpoint)
+        assert answer["citations"][0]["doc_id"] == CLINICAL_NOTE_ID
+        assert answer["citations"][0]["evidence"] == "phase-1-2"
+        assert answer["evidence_summary"].startswith("Evidence: 1 phase 1\u20132 trial")
+        # plain HTTP clients send exactly four inputs, as before
+        plain = call_api(app.url, endpoint.lstrip("/"), question, 3, {}, "extractive")
+        assert plain["citations"][0]["doc_id"] == CLINICAL_NOTE_ID
+
+
+def test_ask_clinical_first_never_ranks_the_trial_lower(client) -> None:  # type: ignore[no-untyped-def]
+    question = "What are the results of TRAIL agonists in lymphoma?"
+    ranks = {}
+    for endpoint in ("/ask", "/ask_clinical_first"):
+        answer = client.predict(question, 5, {}, "extractive", api_name=endpoint)
+        ranks[endpoint] = [p["doc_id"] for p in answer["passages"]].index(CLINICAL_NOTE_ID)
+    # the switch only ever moves human studies ahead (how far is the library's to measure)
+    assert ranks["/ask_clinical_first"] <= ranks["/ask"]
+
+
+def _cells(client) -> dict[tuple[str, str], dict]:  # type: ignore[no-untyped-def]
+    data = client.predict(api_name="/evidence_map")
+    return {(c["disease"], c["agent"]): c for c in data["cells"]}
+
+
+def test_evidence_map_endpoint(client) -> None:  # type: ignore[no-untyped-def]
+    data = client.predict(api_name="/evidence_map")
+    cells = _cells(client)
+    assert cells[("multiple myeloma", "bortezomib")] == {
+        "disease": "multiple myeloma", "agent": "bortezomib", "level": "in-vitro",
+        "label": "In vitro / ex vivo", "documents": 1, "doc_ids": ["bortezomib-myeloma"]}
+    assert cells[("follicular lymphoma", "dulanermin")]["level"] == "phase-1-2"
+    assert {"name": "TRAIL", "documents": 3} in data["agents"]
+    assert data["timeline"] == [{"year": 2011, "level": "phase-1-2",
+                                 "label": "Phase 1\u20132 trial", "studies": 1,
+                                 "doc_ids": [CLINICAL_NOTE_ID]}]
+    assert data["undated_clinical"] == 0
 
 
 def test_ask_accepts_filters_as_json_text(client) -> None:  # type: ignore[no-untyped-def]
@@ -114,12 +173,16 @@ def test_upload_ask_delete(client, app: App, tmp_path: Path) -> None:  # type: i
 
     answer = _ask(client, "What did quorvane do to leukemia xenografts?")
     assert answer["supported"] and answer["citations"][0]["doc_id"] == "quorvane-note"
+    assert answer["citations"][0]["evidence"] == "in-vivo"
+    cell = _cells(client)[("acute myeloid leukemia", "quorvane")]
+    assert (cell["level"], cell["doc_ids"]) == ("in-vivo", ["quorvane-note"])
 
     assert client.predict(["quorvane-note"], api_name="/delete") == {
         "removed": ["quorvane-note"], "not_found": []}
     ids = {d["doc_id"] for d in client.predict(api_name="/documents")}
     assert "quorvane-note" not in ids and len(ids) == len(NOTES)
     assert not list(app.upload_dir.iterdir())
+    assert ("acute myeloid leukemia", "quorvane") not in _cells(client)
     after = _ask(client, "What did quorvane do to leukemia xenografts?")
     assert all(c["doc_id"] != "quorvane-note" for c in after["citations"])
 
@@ -176,7 +239,8 @@ def test_restart_updates_a_stale_index_and_requires_login(app: App, tmp_path: Pa
     try:
         with run_app(tmp_path, subprocess_env, "--docs", str(docs),
                      "--auth", "reader:s3cret") as locked:
-            assert "index: 1 added, 0 updated, 0 removed, 3 unchanged" in locked.output()
+            assert (f"index: 1 added, 0 updated, 0 removed, {len(NOTES)} unchanged"
+                    in locked.output())
             assert httpx.get(f"{locked.url}config").status_code in (401, 403)
             with pytest.raises(Exception):  # noqa: B017 - any refusal will do
                 Client(locked.url, verbose=False)

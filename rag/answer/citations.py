@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rag.ingest.chunking import section_at
+from rag.ingest.evidence import evidence_of
 from rag.store.snapshot import IndexSnapshot
 from rag.types import Citation
 
@@ -28,6 +29,7 @@ def make_citation(n: int, snap: IndexSnapshot, *, chunk_row: int, start: int, en
     snippet = chunk.text[start - chunk.start: end - chunk.start]
     section = section_at(record.sections, [s.start for s in record.sections], start)
     authors = meta.get("authors") or []
+    evidence = evidence_of(meta)
     return Citation(
         n=n, doc_id=chunk.doc_id, chunk_id=chunk.chunk_id, title=record.title,
         source=str(meta.get("source") or _reference(meta, record.title)),
@@ -38,6 +40,7 @@ def make_citation(n: int, snap: IndexSnapshot, *, chunk_row: int, start: int, en
         authors=", ".join(authors) if isinstance(authors, list) else str(authors),
         journal=str(meta.get("journal") or ""),
         year=meta.get("year") if isinstance(meta.get("year"), int) else None,
+        evidence=evidence.level, evidence_reason=evidence.reason,
     )
 
 

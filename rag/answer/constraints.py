@@ -24,7 +24,8 @@ __all__ = ["KEY_KINDS", "Constraint", "Coverage", "DocEvidence", "check_coverage
            "doc_evidence", "find_constraints"]
 
 # Kinds a supported answer must cover. Processes (apoptosis ...) and "other" words only widen
-# the search.
+# the search; "name" constraints (names the library knows, not in the synonym table) only
+# steer which document the answer starts in.
 KEY_KINDS = ("disease", "agent", "molecule", "population", "procedure", "regulator", "phase",
              "measure", "term")
 _PHASE = re.compile(
@@ -35,6 +36,7 @@ _ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4}
 # digit (JAK2, V617F), a capital inside it (lncRNA) or is capitalised mid-sentence (Budd-Chiari).
 _NAMEISH = re.compile(r"^(?:[A-Za-z]*\d[\w-]*|[a-z]+[A-Z][\w-]*|[A-Z][\w-]+)$")
 _WORD = re.compile(r"[A-Za-z0-9][\w'-]*")
+_NAME = re.compile(r"^(?:[A-Za-z]*\d[A-Za-z\d]*|[a-z]+[A-Z]\w*|[A-Z]{3,}[a-z]?)$")
 # Drug names by their INN stems (-mab antibodies, -nib kinase inhibitors, -ermin TRAIL
 # ligands ...), so that an agent the synonym table does not list is still a constraint.
 _DRUG = re.compile(r"\b[a-z]{3,}(?:mab|nib|ermin|zomib|toclax|lisib|ciclib|parib|platin|"
@@ -123,7 +125,20 @@ def find_constraints(question: str, *, is_unseen: Callable[[str], bool] | None =
             if new and not covered_tokens.issuperset(new):
                 covered_tokens.update(new)
                 found.append(Constraint("term", word, token=new[0]))
+            elif not new and _is_name(word) and not covered_tokens.issuperset(tokens):
+                # A name the library knows (PDBu, KMTR2): not a reason to refuse, but the
+                # answer should come from a document that uses it.
+                covered_tokens.update(tokens)
+                found.append(Constraint("name", word, token=tokens[0]))
     return found
+
+
+def _is_name(word: str) -> bool:
+    """``PDBu``, ``KMTR2``, ``lncRNA``, ``ABT-737``: every part of it looks like a name (so
+    ``TRAIL-triggered`` is not one)."""
+    parts = [p for p in re.split(r"[-/]", word) if p]
+    return bool(parts) and all(p.isdigit() or _NAME.match(p) for p in parts) and \
+        not all(p.isdigit() for p in parts)
 
 
 def _label(question: str, hit: str, canonical: str) -> str:
@@ -159,7 +174,7 @@ def doc_evidence(doc_id: str, texts: Iterable[str], meta: Mapping[str, Any], *,
 def _covers(doc: DocEvidence, constraint: Constraint, table: SynonymTable) -> bool:
     if constraint.kind == "phase":
         return bool(doc.phases & constraint.phases)
-    if constraint.kind == "term" or (constraint.group is None and constraint.token):
+    if constraint.kind in ("term", "name") or (constraint.group is None and constraint.token):
         return constraint.token in doc.tokens
     group = constraint.group
     return group is not None and any(table.covers(g, group) for g in doc.groups)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rag.answer.summary import with_summary
 from rag.embed import EmbeddingModel
 from rag.ingest.cleaning import sentence_spans
 from rag.retrieve.hybrid import Retrieval
@@ -77,8 +78,8 @@ def synthesize(extractive: Answer, found: Retrieval, snap: IndexSnapshot,
         return _with_note(extractive, "no sentence of the LLM reply was supported by its cited "
                           "passage; showing the extractive answer")
     notes = (f"{dropped} unsupported LLM sentence(s) dropped",) if dropped else ()
-    return replace(extractive, text=" ".join(sentences), citations=tuple(citations), mode="llm",
-                   notes=extractive.notes + notes)
+    return with_summary(replace(extractive, text=" ".join(sentences), citations=tuple(citations),
+                                mode="llm", notes=extractive.notes + notes), snap)
 
 
 class _LLMError(Exception):

@@ -70,7 +70,7 @@ def collect(index_dir: Path, path: Path, settings: Settings, *,
             continue
         found = retrieve(item["question"], snap, embedder, settings.retrieval,
                          k=max(10, settings.answer.passages_considered))
-        pool = gather_candidates(found, snap, settings.answer)
+        pool = gather_candidates(found, snap, settings.answer, embedder)
         if not pool.candidates:
             continue
         matrix = feature_matrix(classify_question(found.query), found.query, found.concepts,

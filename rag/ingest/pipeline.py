@@ -24,8 +24,14 @@ from rag.embed.embedder import (
     EmbeddingCache,
     resolve_model,
 )
-from rag.errors import DocumentLoadError, EmptyCorpusError, IndexWriteError
+from rag.errors import (
+    DocumentLoadError,
+    EmptyCorpusError,
+    IndexMismatchError,
+    IndexWriteError,
+)
 from rag.ingest.chunking import split_document
+from rag.ingest.evidence import with_evidence
 from rag.ingest.loaders import iter_files, load_file, read_bytes
 from rag.settings import Settings
 from rag.store.generations import NewGeneration, write_generation, writer_lock
@@ -49,7 +55,7 @@ def expected_manifest(settings: Settings, dimension: int | None = None) -> dict[
             "chunk_tokens": settings.chunking.chunk_tokens,
             "overlap_tokens": settings.chunking.overlap_tokens,
         },
-        "store": settings.store.model_dump(),
+        "store": settings.store.model_dump(exclude={"milvus_token"}),
     }
     if dimension is not None:
         manifest["dimension"] = dimension
@@ -81,6 +87,12 @@ def update_index(
         if previous is not None and not rebuild:
             expected = expected_manifest(settings, previous.manifest.get("dimension"))
             check_manifest(previous.manifest, expected, folder)
+            if not rebuild and settings.store.sentence_vectors == "stored" \
+                    and not previous.sentences.has_vectors:
+                raise IndexMismatchError(
+                    f"index at {folder} keeps no sentence vectors (store.sentence_vectors = "
+                    "recompute) but the settings ask to store them: rebuild it with "
+                    "`python -m rag index --rebuild`")
         base = None if rebuild else previous
         plan = _plan(paths, settings, base)
         if not (plan.new_docs or plan.removed) and not rebuild:
@@ -183,7 +195,7 @@ def _plan_file(path: Path, root: Path, resolved: str, settings: Settings,
         return
     by_hash[file_hash] = docs[0].doc_id
     for loaded in docs:
-        doc = _unique_id(loaded, base, old_ids, taken)
+        doc = _unique_id(with_evidence(loaded), base, old_ids, taken)
         if doc is None:
             continue
         taken[doc.doc_id] = resolved
@@ -296,7 +308,8 @@ def _assemble(base: IndexSnapshot | None, kept: list[tuple[int, Chunk]], new_chu
         spans = tuple((int(a), int(b)) for a, b in base.sentences.spans[rows])
         chunks.append(Chunk(chunk.chunk_id, chunk.doc_id, chunk.text, chunk.start, chunk.end,
                             chunk.section, chunk.page, spans, chunk.n_tokens))
-        sentence_vecs.append(base.sentences.vectors(rows))
+        sentence_vecs.append(base.sentences.vectors(rows) if base.sentences.has_vectors
+                             else np.zeros((len(rows), dim), np.float32))
     for chunk, emb in zip(new_chunks, embedded, strict=True):
         chunks.append(chunk)
         vectors.append(emb.vector)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from rag.errors import QueryError, RagError
+from rag.interfaces.export import EXPORT_FORMATS
 from rag.settings import Settings, load_settings
 
 __all__ = ["main"]
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--index", metavar="DIR", help="index folder (default: index/, "
                          "or $RAG_INDEX_DIR)")
         cmd.add_argument("--json", action="store_true", help="print one JSON object")
+        add_store_flags(cmd)
         return cmd
 
     cmd = add("index", "Index files and folders (default: seeds/); only new or changed files "
@@ -61,8 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                      help="disease, agent, evidence, doc_id, year (e.g. 2005-2015); repeatable")
 
-    cmd = add("ask", "Answer a question with sentence-level citations.")
+    cmd = add("ask", "Answer a question with sentence-level citations; --format bibtex, ris, "
+              "csljson or markdown prints the cited references for a reference manager.")
     cmd.add_argument("question")
+    cmd.add_argument("--format", choices=["text", "json", *EXPORT_FORMATS], default=None,
+                     help="output: text (default), json (same as --json), or the cited "
+                     "references as bibtex, ris, csljson, or markdown (answer + references)")
     cmd.add_argument("--k", type=int, default=None, help="passages to return (default 5)")
     cmd.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                      help="disease, agent, evidence, doc_id, year (e.g. 2005-2015); repeatable")
@@ -70,6 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="llm needs RAG_LLM_URL and RAG_LLM_MODEL (falls back to extractive)")
     cmd.add_argument("--strict", action="store_true",
                      help="exit with code 3 when the library holds no good evidence")
+
+    cmd = sub.add_parser("export", help="Export the library's references (all, or those "
+                         "matching filters) as BibTeX, RIS, CSL-JSON or Markdown.",
+                         description="Export the references of the indexed documents, all or "
+                         "those matching --filter, for a reference manager.")
+    cmd.add_argument("--format", choices=EXPORT_FORMATS, default="bibtex",
+                     help="bibtex (default), ris, csljson or markdown")
+    cmd.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                     help="disease, agent, evidence, topic, doc_id, year (e.g. 2005-2015); "
+                     "repeatable")
+    cmd.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    cmd.add_argument("--index", metavar="DIR", help="index folder (default: index/, "
+                     "or $RAG_INDEX_DIR)")
+    add_store_flags(cmd)
 
     cmd = add("eval", "Evaluate retrieval and answers on JSONL question sets (must_include "
               "items, unanswerable items, and PubMedQA items with a gold PMID and conclusion).")
@@ -95,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--full-text", action="store_true",
                      help="also fetch PMC open-access JATS XML where available")
     cmd.add_argument("--index", metavar="DIR", help="index folder (default: index/)")
+    add_store_flags(cmd)
     cmd.add_argument("--no-index", action="store_true", help="fetch only, do not index")
     cmd.add_argument("--base-url", metavar="URL", help="E-utilities base URL (for testing)")
     cmd.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -135,11 +156,33 @@ def run() -> NoReturn:
     sys.exit(code)
 
 
+def add_store_flags(cmd: argparse.ArgumentParser) -> None:
+    """``--backend`` and ``--milvus-uri``, which override the store settings."""
+    cmd.add_argument("--backend", choices=["faiss", "milvus"], default=None,
+                     help="where chunk vectors live: faiss (embedded files, the default) or "
+                     "milvus ($RAG_BACKEND)")
+    cmd.add_argument("--milvus-uri", metavar="URI", default=None,
+                     help="a local path for embedded Milvus Lite (e.g. ./index/milvus.db) or "
+                     "http://host:19530 for a Milvus server or cluster; implies --backend "
+                     "milvus ($RAG_MILVUS_URI; token from $MILVUS_TOKEN)")
+
+
+def apply_store_flags(args: argparse.Namespace, settings: Settings) -> Settings:
+    changes: dict[str, Any] = {}
+    if getattr(args, "milvus_uri", None):
+        changes.update({"store.milvus_uri": args.milvus_uri, "store.backend": "milvus"})
+    if getattr(args, "backend", None):
+        changes["store.backend"] = args.backend
+    return settings.with_updates(**changes) if changes else settings
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "ask" and args.json and args.format not in (None, "json"):
+        parser.error(f"ask: --json and --format {args.format} ask for two outputs; use one")
     try:
-        settings = load_settings(args.settings)
+        settings = apply_store_flags(args, load_settings(args.settings))
         return _COMMANDS[args.command](args, settings)
     except RagError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -235,10 +278,49 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     rag = _open(args, settings, query=True)
     answer = rag.ask(args.question, k=args.k, filters=parse_filters(args.filter), mode=args.mode)
-    from rag.interfaces.render import answer_as_text
+    fmt = args.format or ("json" if args.json else "text")
+    if fmt in ("text", "json"):
+        from rag.interfaces.render import answer_as_text
 
-    _emit(args, answer.to_dict(), answer_as_text(answer))
+        args.json = fmt == "json"
+        _emit(args, answer.to_dict(), answer_as_text(answer))
+    else:
+        from rag.interfaces.export import export_text, references_from_answer, to_markdown
+
+        if fmt == "markdown":
+            _write(to_markdown(answer))
+        else:
+            refs = references_from_answer(answer, rag)
+            if not refs:
+                print("note: the answer cites no source, so there is no reference to export",
+                      file=sys.stderr)
+            _write(export_text(fmt, refs))
     return 3 if args.strict and not answer.supported else 0
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.interfaces.export import export_text, references_from_library
+
+    refs = references_from_library(_open(args, settings), parse_filters(args.filter))
+    text = export_text(args.format, refs)
+    if not args.out:
+        _write(text)
+    else:
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            print(f"error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+    print(f"{len(refs)} reference{'s' if len(refs) != 1 else ''} exported"
+          + (f" to {args.out}" if args.out else "")
+          + ("" if refs or not args.filter else " (no document matches the filters)"),
+          file=sys.stderr)
+    return 0
+
+
+def _write(text: str) -> None:
+    """A whole export on standard output, ending with exactly one newline."""
+    sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
@@ -271,6 +353,7 @@ _COMMANDS = {
     "remove": cmd_remove,
     "search": cmd_search,
     "ask": cmd_ask,
+    "export": cmd_export,
     "eval": cmd_eval,
     "fetch": cmd_fetch,
     "bench": cmd_bench,

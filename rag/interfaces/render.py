@@ -3,6 +3,7 @@ of an indexing run's report (``python -m rag index``, ``fetch`` and the web app'
 
 from __future__ import annotations
 
+from rag.interfaces.export import to_markdown
 from rag.types import Answer, Citation, IndexReport
 
 __all__ = ["answer_as_markdown", "answer_as_text", "index_counts", "index_report_lines",
@@ -22,6 +23,8 @@ def reference_line(citation: Citation) -> str:
 
 def answer_as_text(answer: Answer) -> str:
     lines = [answer.text, ""]
+    if answer.evidence_summary:
+        lines += [answer.evidence_summary, ""]
     if answer.coverage:
         lines.append("Question parts: " + "; ".join(
             f"{c.label} ({c.kind}) " + (f"covered [{c.citation}]" if c.covered and c.citation
@@ -42,17 +45,9 @@ def answer_as_text(answer: Answer) -> str:
 
 
 def answer_as_markdown(answer: Answer) -> str:
-    """The answer with a numbered reference list, for pasting into notes."""
-    lines = [f"**Q:** {answer.question}", "", answer.text, ""]
-    for c in answer.citations:
-        links = []
-        if c.pmid:
-            links.append(f"[PMID {c.pmid}](https://pubmed.ncbi.nlm.nih.gov/{c.pmid}/)")
-        if c.doi:
-            links.append(f"[doi:{c.doi}](https://doi.org/{c.doi})")
-        lines.append(f"{c.n}. {c.source}" + (f" {' '.join(links)}" if links else "")
-                     + f" — \"{c.snippet}\"")
-    return "\n".join(lines).rstrip() + "\n"
+    """The answer with a numbered reference list, for pasting into notes (the same text as
+    ``python -m rag ask --format markdown``; one implementation, in the export module)."""
+    return to_markdown(answer)
 
 
 def index_counts(report: IndexReport) -> str:

@@ -35,14 +35,14 @@ from typing import Any
 
 import numpy as np
 
-from rag.errors import IndexWriteError
+from rag.errors import IndexWriteError, RagError
 from rag.settings import StoreSettings
 from rag.store.lexical import LexicalIndex
 from rag.store.manifest import CURRENT, current_generation
 from rag.store.metadata import FILE as METADATA_FILE
-from rag.store.metadata import write_metadata
+from rag.store.metadata import read_records, write_metadata
 from rag.store.sentences import SentenceStore
-from rag.store.vectors import RowTable, new_vector_index
+from rag.store.vectors import RowTable, VectorIndex, new_vector_index
 from rag.types import Chunk, Document
 
 __all__ = ["NewGeneration", "write_generation", "writer_lock"]
@@ -71,6 +71,7 @@ def write_generation(
     number = int(previous.split("-")[1]) + 1 if previous else 1
     name = f"gen-{number:06d}"
     tmp = folder / f".{name}.tmp-{os.getpid()}"
+    vectors: VectorIndex | None = None
     try:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
@@ -78,10 +79,13 @@ def write_generation(
                        folder / previous / METADATA_FILE if previous else None,
                        upsert_docs=new.upsert_docs, remove_doc_ids=new.remove_doc_ids,
                        chunks=new.chunks, doc_chunk_counts=new.doc_chunk_counts)
-        SentenceStore.save(tmp, new.sent_spans, new.sent_chunk, new.sent_vectors)
+        SentenceStore.save(tmp, new.sent_spans, new.sent_chunk,
+                           new.sent_vectors if store.sentence_vectors == "stored" else None)
         (tmp / "bm25").mkdir()
         LexicalIndex.build([c.text for c in new.chunks]).save(tmp / "bm25")
-        index_type = _write_vectors(tmp, new, store)
+        vectors = _write_vectors(tmp, new, store, folder=folder, generation=name,
+                                 previous=folder / previous if previous else None)
+        index_type = vectors.kind
         manifest = dict(new.manifest, generation=name, index_type=index_type,
                         updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
@@ -97,35 +101,69 @@ def write_generation(
         _fsync_file(pointer)
         os.replace(pointer, folder / CURRENT)
         _fsync_dir(folder)
-    except (OSError, sqlite3.Error) as exc:  # sqlite reports a full disk as its own error
+    except (OSError, sqlite3.Error, RagError) as exc:  # sqlite reports a full disk its own way
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(folder / name, ignore_errors=True) if current_generation(folder) != name \
-            else None
+        if current_generation(folder) != name:
+            shutil.rmtree(folder / name, ignore_errors=True)
+            _discard(vectors)
+        if isinstance(exc, RagError) and not isinstance(exc, IndexWriteError):
+            raise
         reason = getattr(exc, "strerror", None) or exc
         raise IndexWriteError(
             f"could not write the index at {folder}: {reason}; the previous index is unchanged"
         ) from exc
-    _remove_old_generations(folder, keep=max(1, store.keep_generations))
+    if store.backend == "milvus":
+        from rag.store.vectors.milvus_index import MilvusIndex, publish
+
+        assert isinstance(vectors, MilvusIndex)
+        publish(vectors.target, vectors.collection)
+    _remove_old_generations(folder, keep=max(1, store.keep_generations), store=store)
     return name
 
 
-def _write_vectors(gen: Path, new: NewGeneration, store: StoreSettings) -> str:
-    """Save the chunk vectors through the index type the settings ask for; returns it."""
+def _discard(vectors: VectorIndex | None) -> None:
+    """Drop what a failed write created outside the folder (a Milvus collection)."""
+    drop = getattr(vectors, "drop", None)
+    if drop is not None:
+        with contextlib.suppress(Exception):
+            drop()
+
+
+def _write_vectors(gen: Path, new: NewGeneration, store: StoreSettings, *, folder: Path,
+                   generation: str, previous: Path | None) -> VectorIndex:
+    """Save the chunk vectors through the index type the settings ask for."""
     vectors = np.asarray(new.vectors, dtype=np.float32)
     n, dim = vectors.shape if vectors.ndim == 2 else (0, int(new.manifest.get("dimension") or 0))
     index = new_vector_index(store, dimension=dim, n_vectors=n,
-                             rows=RowTable([c.doc_id for c in new.chunks], {}))
+                             rows=RowTable([c.doc_id for c in new.chunks],
+                                           _doc_meta(new, previous)),
+                             location=(folder, generation))
     index.add(np.arange(n, dtype=np.int64), vectors.reshape(n, dim))
     index.save(gen)
-    return index.kind
+    return index
 
 
-def _remove_old_generations(folder: Path, *, keep: int) -> None:
+def _doc_meta(new: NewGeneration, previous: Path | None) -> dict[str, dict[str, Any]]:
+    """Metadata of every document of the new generation (for backends that store it)."""
+    meta: dict[str, dict[str, Any]] = {}
+    if previous is not None and (previous / METADATA_FILE).is_file():
+        docs, _ = read_records(previous)
+        meta.update({doc_id: record.meta for doc_id, record in docs.items()})
+    for doc, _ in new.upsert_docs:
+        meta[doc.doc_id] = doc.meta
+    for doc_id in new.remove_doc_ids:
+        meta.pop(doc_id, None)
+    return meta
+
+
+def _remove_old_generations(folder: Path, *, keep: int, store: StoreSettings) -> None:
     live = current_generation(folder)
     gens = sorted(p for p in folder.glob("gen-*") if p.is_dir())
     old = [p for p in gens if p.name != live][: max(0, len(gens) - keep)]
     for path in old:
         shutil.rmtree(path, ignore_errors=True)
+    if store.backend == "milvus":
+        _drop_unused_collections(folder, store)
     for stale in folder.glob(".gen-*.tmp-*"):
         pid = stale.name.rsplit("-", 1)[-1]
         if not (pid.isdigit() and _pid_alive(int(pid))):
@@ -134,6 +172,17 @@ def _remove_old_generations(folder: Path, *, keep: int) -> None:
         pid = stale.name.rsplit("-", 1)[-1]
         if not (pid.isdigit() and _pid_alive(int(pid))):
             stale.unlink(missing_ok=True)
+
+
+def _drop_unused_collections(folder: Path, store: StoreSettings) -> None:
+    """Drop the Milvus collections of deleted generations and of killed writers."""
+    from rag.store.vectors.milvus_connect import collection_name, target_for
+    from rag.store.vectors.milvus_index import drop_collections
+
+    target = target_for(store, folder)
+    keep = {collection_name(target.prefix, p.name) for p in folder.glob("gen-*") if p.is_dir()}
+    with contextlib.suppress(Exception):  # best effort: a later write tries again
+        drop_collections(target, keep)
 
 
 def _pid_alive(pid: int) -> bool:

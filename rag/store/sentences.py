@@ -31,7 +31,7 @@ class SentenceStore:
 
     spans: np.ndarray  # (n, 2) document offsets
     chunk_rows: np.ndarray  # (n,) sorted
-    _vectors: np.ndarray  # (n, dim) float16
+    _vectors: np.ndarray | None  # (n, dim) float16; None when the index recomputes them
 
     def __len__(self) -> int:
         return len(self.spans)
@@ -46,17 +46,26 @@ class SentenceStore:
         start, end = self.spans[row]
         return int(start), int(end)
 
+    @property
+    def has_vectors(self) -> bool:
+        return self._vectors is not None
+
     def vectors(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        if self._vectors is None:
+            raise ValueError("this generation stores no sentence vectors")
         return np.asarray(self._vectors[rows], dtype=np.float32)
 
     @property
     def vector_array(self) -> np.ndarray:
         """The stored float16 vectors (memory-mapped and read-only when loaded)."""
+        if self._vectors is None:
+            raise ValueError("this generation stores no sentence vectors")
         return self._vectors
 
     @property
     def nbytes(self) -> int:
-        return int(self.spans.nbytes + self.chunk_rows.nbytes + self._vectors.nbytes)
+        vectors = self._vectors.nbytes if self._vectors is not None else 0
+        return int(self.spans.nbytes + self.chunk_rows.nbytes + vectors)
 
     @classmethod
     def load(cls, folder: Path) -> SentenceStore:
@@ -64,14 +73,17 @@ class SentenceStore:
             with np.load(folder / _OLD_FILE, allow_pickle=False) as old:
                 return cls(old["spans"], old["chunk"], old["vectors"])
         arrays = {key: mapped_array(folder / name, scattered=True)
-                  for key, name in _FILES.items()}
-        return cls(arrays["spans"], arrays["chunk"], arrays["vectors"])
+                  for key, name in _FILES.items() if (folder / name).is_file()}
+        return cls(arrays["spans"], arrays["chunk"], arrays.get("vectors"))
 
     @staticmethod
     def save(folder: Path, spans: np.ndarray, chunk_rows: np.ndarray,
-             vectors: np.ndarray) -> None:
+             vectors: np.ndarray | None) -> None:
+        """Write the arrays; ``vectors=None`` writes none (the composer recomputes them)."""
         arrays = {"spans": spans, "chunk": chunk_rows, "vectors": vectors}
         for key, name in _FILES.items():
+            if arrays[key] is None:
+                continue
             # np.asarray, not astype: no second copy of arrays already of the stored type.
             np.save(folder / name, np.asarray(arrays[key], dtype=_DTYPES[key]),
                     allow_pickle=False)

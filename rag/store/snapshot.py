@@ -80,12 +80,15 @@ def row_table(docs: dict[str, DocRecord], chunks: list[Chunk]) -> RowTable:
     return RowTable([c.doc_id for c in chunks], {d: r.meta for d, r in docs.items()})
 
 
-def open_snapshot(folder: Path) -> IndexSnapshot:
+def open_snapshot(folder: Path, store: Any = None) -> IndexSnapshot:
+    """The live generation of ``folder``; ``store`` (StoreSettings) supplies connection
+    details for backends outside the folder (Milvus)."""
     manifest = read_manifest(folder)
     generation = manifest["generation"]
     gen = folder / generation
     docs, chunks = read_records(gen)
-    vectors = load_vector_index(gen, manifest, rows=row_table(docs, chunks))
+    vectors = load_vector_index(gen, manifest, rows=row_table(docs, chunks), store=store,
+                                index_dir=folder)
     return IndexSnapshot(folder=folder, generation=generation, manifest=manifest, docs=docs,
                          chunks=chunks, vector_index=vectors,
                          sentences=SentenceStore.load(gen),

@@ -89,6 +89,9 @@ def _pubmed_article(article: ET.Element, name: str, settings: LoaderSettings) ->
         for eloc in art.iterfind("ELocationID"):
             if eloc.get("EIdType") == "doi" and _text(eloc):
                 meta["doi"] = _text(eloc)
+    types = [_text(t) for t in art.iterfind("PublicationTypeList/PublicationType")]
+    if any(types):
+        meta["publication_types"] = [t for t in types if t]
     mesh = [_text(d) for d in citation.iterfind("MeshHeadingList/MeshHeading/DescriptorName")]
     if mesh:
         meta["mesh"] = [m for m in mesh if m]

@@ -1,16 +1,19 @@
-"""The Gradio web UI: a chat over the library, a source panel, a library tab, an HTTP API.
+"""The Gradio web UI: a chat over the library with a source panel, the Library tab
+(:mod:`rag.interfaces.ui.library`, with the evidence map and timeline), and an HTTP API.
 
 A thin shell over :class:`rag.RAG`: callbacks parse the controls, call the facade and render
 the result with :mod:`rag.interfaces.ui.render`; library errors become messages, never tracebacks.
 
 Named API endpoints (``gradio_client``): ``/ask``, ``/search``, ``/status`` return the same
-JSON as the CLI's ``--json``; ``/documents``, ``/upload`` and ``/delete`` manage the library.
+JSON as the CLI's ``--json`` (``/ask_clinical_first``: ``/ask`` ranking human studies first);
+``/documents``, ``/upload`` and ``/delete`` manage the library; ``/evidence_map`` returns the
+Library tab's evidence map and clinical timeline as data.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +21,33 @@ import gradio as gr
 
 from rag.errors import RagError
 from rag.facade import RAG
+from rag.interfaces.export import EXPORT_SUFFIX, export_text, references_from_answer
 from rag.interfaces.render import answer_as_markdown
-from rag.interfaces.ui.files import UPLOAD_EXTENSIONS, Upload, remove_upload, save_uploads
+from rag.interfaces.ui.evidence_data import badge_css, evidence_data
+from rag.interfaces.ui.evidence_view import EVIDENCE_CSS
+from rag.interfaces.ui.files import (
+    Upload,
+    remove_session_folder,
+    session_folder,
+    write_download,
+)
+from rag.interfaces.ui.library import (
+    DOWNLOAD_FORMATS,
+    AskFilters,
+    LibraryCallbacks,
+    build_library_tab,
+    wire_library,
+)
 from rag.interfaces.ui.render import (
     build_filters,
     chat_message,
-    documents_rows,
     escape_markdown,
-    filter_choices,
-    index_summary,
     parse_filters,
-    report_markdown,
     sources_html,
     stream_steps,
 )
 from rag.settings import Settings
-from rag.types import Answer, SkippedFile
+from rag.types import Answer
 
 __all__ = ["CSS", "EXAMPLES", "build_app", "theme"]
 
@@ -43,7 +57,6 @@ EXAMPLES = (
     "How do decoy receptors block TRAIL-induced apoptosis?",
     "What were the results of aponermin in relapsed multiple myeloma?",
 )
-TABLE_HEADERS = ["doc id", "title", "year", "type", "chunks"]
 CSS = """
 .rag-sources { font-size: 0.95rem; line-height: 1.45; }
 .rag-sources h3 { margin: 0.2rem 0 0.6rem; }
@@ -65,7 +78,14 @@ CSS = """
 .rag-part { border-radius: 999px; padding: 0.1rem 0.6rem; font-size: 0.85rem; }
 .rag-part-covered { background: #e6f4ea; color: #14532d; }
 .rag-part-missing { background: #fde8e8; color: #7f1d1d; font-weight: 600; }
-"""
+.rag-badge { display: inline-block; border-radius: 999px; padding: 0.05rem 0.55rem;
+  font-size: 0.78rem; font-weight: 600; margin-left: 0.35rem; vertical-align: 0.1em;
+  white-space: nowrap; }
+.rag-evidence-summary { margin: 0.2rem 0 0.7rem; padding: 0.45rem 0.7rem; border-radius: 8px;
+  background: var(--background-fill-secondary);
+  border-left: 4px solid var(--color-accent);
+  font-weight: 600; }
+""" + badge_css() + EVIDENCE_CSS
 _HIDDEN: Any = "private"  # UI events are not API endpoints
 
 
@@ -78,12 +98,13 @@ def theme() -> gr.themes.Base:
 def build_app(rag: RAG, settings: Settings, *,
               examples: Sequence[str] = EXAMPLES) -> gr.Blocks:
     """The whole app. ``rag`` is shared by every session (its reads are thread-safe)."""
-    ui = _Callbacks(rag, settings)
     modes = ["extractive", "llm"] if settings.llm.url else ["extractive"]
     # delete_cache: Gradio's own copies of uploaded files (already saved or refused by then)
-    # are deleted after an hour instead of staying in the temp folder until a restart.
+    # and the downloads made for each session are deleted after an hour instead of staying
+    # in the temp folder until a restart.
     with gr.Blocks(title="TRAIL-RAG", analytics_enabled=False,
                    delete_cache=(3600, 3600)) as demo:
+        ui = _Callbacks(rag, settings, Path(demo.GRADIO_CACHE) / "trail-rag-downloads")
         gr.Markdown("## TRAIL-RAG\nCited answers about TRAIL resistance and TRAIL-based "
                     "therapy in blood cancers, from your local library.")
         summary = gr.Markdown(elem_id="rag-summary")
@@ -105,6 +126,13 @@ def build_app(rag: RAG, settings: Settings, *,
                     copy_btn = gr.Button("Copy answer with references", size="sm",
                                          elem_id="rag-copy")
                     clear_btn = gr.Button("Clear conversation", size="sm")
+                with gr.Row(equal_height=True):
+                    answer_format = gr.Radio(list(DOWNLOAD_FORMATS), value="BibTeX",
+                                             label="Reference format", scale=2,
+                                             elem_id="rag-answer-format")
+                    answer_download = gr.DownloadButton(
+                        "Download references", interactive=False, size="sm", scale=1,
+                        elem_id="rag-answer-download")
                 copy_box = gr.Textbox(label="Answer with references (Markdown)", lines=8,
                                       visible=False, buttons=["copy"],
                                       elem_id="rag-copy-box")
@@ -115,70 +143,65 @@ def build_app(rag: RAG, settings: Settings, *,
                     mode = gr.Radio(modes, value="extractive", label="Answer mode",
                                     info=None if settings.llm.url else
                                     "LLM mode needs RAG_LLM_URL")
-                    disease = gr.Dropdown([], multiselect=True, label="Disease")
-                    agent = gr.Dropdown([], multiselect=True, label="Agent")
+                    clinical = gr.Checkbox(value=bool(settings.answer.clinical_first),
+                                           label="Clinical evidence first",
+                                           info="rank human studies (trials, observational "
+                                           "studies) ahead of preclinical work",
+                                           elem_id="rag-clinical-first")
+                    disease = gr.Dropdown([], multiselect=True, label="Disease",
+                                          elem_id="rag-disease")
+                    agent = gr.Dropdown([], multiselect=True, label="Agent",
+                                        elem_id="rag-agent")
                     evidence = gr.Dropdown([], multiselect=True, label="Evidence type")
                     years = gr.Textbox(label="Years", placeholder="e.g. 2005-2015",
-                                       max_length=20)
+                                       max_length=20, elem_id="rag-years")
                 sources = gr.HTML(sources_html(None), elem_id="rag-sources")
         with gr.Tab("Library", id="library"):
-            with gr.Row():
-                lib_search = gr.Textbox(placeholder="Filter by title, id or year",
-                                        show_label=False, scale=4)
-                refresh_btn = gr.Button("Refresh", size="sm", scale=1)
-            table = gr.Dataframe(headers=TABLE_HEADERS, datatype="str", interactive=False,
-                                 wrap=True, elem_id="rag-table", max_height=420)
-            with gr.Row():
-                to_delete = gr.Dropdown([], multiselect=True, label="Documents to delete",
-                                        scale=4)
-                delete_btn = gr.Button("Delete", variant="stop", scale=1)
-            files = gr.File(file_count="multiple", file_types=list(UPLOAD_EXTENSIONS),
-                            label=f"Add documents ({', '.join(UPLOAD_EXTENSIONS)}; "
-                            f"up to {settings.ui.max_upload_mb:g} MB each)")
-            add_btn = gr.Button("Add to library", variant="primary")
-            report = gr.Markdown(elem_id="rag-report")
+            library = build_library_tab(settings, rag)
 
-        library_outputs = [summary, table, to_delete, disease, agent, evidence, years]
-        chat_inputs = [question, history, k, disease, agent, evidence, years, mode]
+        chat_inputs = [question, history, k, disease, agent, evidence, years, mode, clinical]
         chat_outputs = [chatbot, history, sources, last_answer, question, copy_box]
         for trigger in (question.submit, ask_btn.click):
             trigger(ui.respond, chat_inputs, chat_outputs, api_visibility=_HIDDEN,
-                    concurrency_id="read")
+                    concurrency_id="read").then(
+                ui.export_answer, [last_answer, answer_format], [answer_download],
+                api_visibility=_HIDDEN)
+        answer_format.change(ui.export_answer, [last_answer, answer_format],
+                             [answer_download], api_visibility=_HIDDEN)
         copy_btn.click(ui.copy_answer, [last_answer], [copy_box], api_visibility=_HIDDEN)
-        clear_btn.click(ui.clear, None, [chatbot, history, sources, last_answer, copy_box],
+        clear_btn.click(ui.clear, None, [chatbot, history, sources, last_answer, copy_box,
+                                         answer_download],
                         api_visibility=_HIDDEN, queue=False)
-        demo.load(ui.refresh_library, [lib_search], library_outputs, api_visibility=_HIDDEN)
-        refresh_btn.click(ui.refresh_library, [lib_search], library_outputs,
-                          api_visibility=_HIDDEN)
-        lib_search.change(ui.filter_table, [lib_search], [table], api_visibility=_HIDDEN)
-        add_btn.click(ui.add_files, [files, lib_search], [report, files, *library_outputs],
-                      api_visibility=_HIDDEN, concurrency_limit=1, concurrency_id="write")
-        delete_btn.click(ui.delete_selected, [to_delete, lib_search],
-                         [report, *library_outputs], api_visibility=_HIDDEN,
-                         concurrency_limit=1, concurrency_id="write")
+        wire_library(demo, library, ui.library, summary=summary,
+                     ask=AskFilters(disease, agent, evidence, years))
+        demo.unload(ui.forget_session)
 
         gr.api(ui.api_ask, api_name="ask", concurrency_id="read")
+        gr.api(ui.api_ask_clinical_first, api_name="ask_clinical_first", concurrency_id="read")
         gr.api(ui.api_search, api_name="search", concurrency_id="read")
         gr.api(ui.api_status, api_name="status", concurrency_id="read")
         gr.api(ui.api_documents, api_name="documents", concurrency_id="read")
+        gr.api(ui.api_evidence_map, api_name="evidence_map", concurrency_id="read")
         gr.api(ui.api_upload, api_name="upload", concurrency_limit=1, concurrency_id="write")
         gr.api(ui.api_delete, api_name="delete", concurrency_limit=1, concurrency_id="write")
     return demo
 
 
 class _Callbacks:
-    """One method per UI event or API endpoint."""
+    """One method per Ask tab event or API endpoint; the Library tab's are in ``library``."""
 
-    def __init__(self, rag: RAG, settings: Settings) -> None:
+    def __init__(self, rag: RAG, settings: Settings, downloads: Path) -> None:
         self.rag = rag
         self.settings = settings
+        self.downloads = downloads
+        self.library = LibraryCallbacks(rag, settings, downloads)
 
     # -- chat ----------------------------------------------------------------------------
 
     def respond(self, question: str, history: list[dict[str, str]], k: float,
                 disease: list[str] | None, agent: list[str] | None,
                 evidence: list[str] | None, years: str | None,
-                mode: str) -> Iterator[tuple[Any, ...]]:
+                mode: str, clinical_first: bool = False) -> Iterator[tuple[Any, ...]]:
         question = (question or "").strip()
         if not question:
             yield (history, history, gr.skip(), gr.skip(), "", gr.skip())
@@ -188,7 +211,8 @@ class _Callbacks:
         yield ([*history, pending], history, gr.skip(), gr.skip(), "", gr.update(visible=False))
         try:
             filters = build_filters(disease, agent, evidence, years)
-            answer = self.rag.ask(question, int(k), filters=filters, mode=mode)
+            answer = self.rag.ask(question, int(k), filters=filters, mode=mode,
+                                  clinical_first=bool(clinical_first))
         except RagError as exc:
             reply = {"role": "assistant", "content": f"**Error:** {escape_markdown(exc)}"}
             yield ([*history, reply], [*history, reply], gr.skip(), None, "", gr.skip())
@@ -212,101 +236,51 @@ class _Callbacks:
             return gr.update(value="Ask a question first.", visible=True)
         return gr.update(value=answer_as_markdown(answer), visible=True)
 
+    def export_answer(self, answer: Answer | None, fmt_label: str,
+                      request: gr.Request) -> Any:
+        """The download button's file: the answer's references in the chosen format."""
+        if not isinstance(answer, Answer) or not answer.citations:
+            return gr.update(value=None, interactive=False, label="Download references")
+        fmt = DOWNLOAD_FORMATS.get(fmt_label, "bibtex")
+        refs = references_from_answer(answer, self.rag)
+        path = write_download(session_folder(self.downloads, request.session_hash),
+                              f"trail-rag-answer{EXPORT_SUFFIX[fmt]}", export_text(fmt, refs))
+        return gr.update(value=str(path), interactive=True,
+                         label=f"Download {len(refs)} reference{'s' if len(refs) != 1 else ''}"
+                         f" ({fmt_label})")
+
+    def forget_session(self, request: gr.Request) -> None:
+        """A browser tab closed: delete the downloads made for it."""
+        remove_session_folder(self.downloads, request.session_hash)
+
     def clear(self) -> tuple[Any, ...]:
-        return [], [], sources_html(None), None, gr.update(value="", visible=False)
-
-    # -- library -------------------------------------------------------------------------
-
-    def refresh_library(self, query: str = "") -> tuple[Any, ...]:
-        try:
-            docs = self.rag.documents()
-            summary = index_summary(self.rag.status())
-        except RagError as exc:
-            docs, summary = [], f"**Library unavailable:** {escape_markdown(exc)}"
-        choices = filter_choices(docs)
-        delete_choices = [(f"{d.title} ({d.doc_id})", d.doc_id) for d in docs]
-        return (
-            summary,
-            self._table(documents_rows(docs, query)),
-            gr.update(choices=delete_choices, value=[]),
-            *(gr.update(choices=choices[key]) for key in ("disease", "agent", "evidence")),
-            gr.update(info=f"the library spans {choices['year_min']}–{choices['year_max']}"
-                      if choices["year_min"] else None),
-        )
-
-    def filter_table(self, query: str) -> Any:
-        try:
-            return self._table(documents_rows(self.rag.documents(), query))
-        except RagError:
-            return self._table([])
-
-    @staticmethod
-    def _table(rows: list[list[Any]]) -> Any:
-        return gr.update(value={"data": rows or [["", "", "", "", ""]],
-                                "headers": TABLE_HEADERS})
-
-    def add_files(self, paths: list[str] | None, query: str,
-                  progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
-        uploads = [Upload(Path(p), Path(p).name) for p in paths or []]
-        if not uploads:
-            return ("Choose one or more files first.", gr.skip(),
-                    *self.refresh_library(query))
-        try:
-            result = self._ingest(uploads, progress)
-            message = report_markdown(*result)
-        except RagError as exc:
-            message = f"**Error:** {escape_markdown(exc)}"
-        return (message, None, *self.refresh_library(query))
-
-    def _ingest(self, uploads: list[Upload],
-                progress: gr.Progress | None = None) -> tuple[Any, list[SkippedFile]]:
-        folder = Path(self.settings.ui.upload_dir)
-        saved, refused = save_uploads(uploads, folder, max_mb=self.settings.ui.max_upload_mb)
-        if not saved:
-            return None, refused
-
-        def report_progress(done: int, total: int) -> None:
-            if progress is not None and total:
-                progress((done, total), desc="Embedding", unit="passages")
-
-        try:
-            report = self.rag.add(saved, progress=report_progress)
-        except RagError:
-            _discard(saved)
-            raise
-        skipped = {Path(s.path).resolve() for s in report.skipped}
-        _discard(p for p in saved if p.resolve() in skipped)  # keep only what is indexed
-        return report, refused
-
-    def delete_selected(self, doc_ids: list[str] | None, query: str) -> tuple[Any, ...]:
-        if not doc_ids:
-            return ("Choose documents to delete first.", *self.refresh_library(query))
-        try:
-            result = self._delete(doc_ids)
-            message = f"**Deleted:** {', '.join(escape_markdown(d) for d in result['removed'])}"
-        except RagError as exc:
-            message = f"**Error:** {escape_markdown(exc)}"
-        return (message, *self.refresh_library(query))
-
-    def _delete(self, doc_ids: Sequence[str]) -> dict[str, list[str]]:
-        records = {d.doc_id: d for d in self.rag.documents()}
-        removed = self.rag.remove(list(doc_ids))
-        folder = Path(self.settings.ui.upload_dir)
-        for doc_id in removed:
-            source = records[doc_id].source_path
-            if not any(d.source_path == source for d in self.rag.documents()):
-                remove_upload(source, folder)
-        return {"removed": removed, "not_found": sorted(set(doc_ids) - set(removed))}
+        return ([], [], sources_html(None), None, gr.update(value="", visible=False),
+                gr.update(value=None, interactive=False, label="Download references"))
 
     # -- HTTP API ------------------------------------------------------------------------
 
     def api_ask(self, question: str, k: int = 5,
                 filters: dict[str, Any] | str | None = None,
                 mode: str = "extractive") -> dict[str, Any]:
-        """Answer a question with sentence-level citations (the CLI's `ask --json`)."""
+        """Answer a question with sentence-level citations (the CLI's `ask --json`), each
+        citation with its study design, and the evidence summary line. Human studies rank
+        first if the server's setting `answer.clinical_first` says so."""
+        return self._ask(question, k, filters, mode, clinical_first=None)
+
+    def api_ask_clinical_first(self, question: str, k: int = 5,
+                               filters: dict[str, Any] | str | None = None,
+                               mode: str = "extractive") -> dict[str, Any]:
+        """`/ask` with evidence from human studies ranked first (the UI's "Clinical evidence
+        first")."""
+        return self._ask(question, k, filters, mode, clinical_first=True)
+
+    def _ask(self, question: str, k: int, filters: dict[str, Any] | str | None, mode: str, *,
+             clinical_first: bool | None) -> dict[str, Any]:
+        # `/ask` keeps its four inputs: plain HTTP clients must send every input, so an added
+        # fifth one would break them; the option has its own endpoint instead.
         with _api_errors():
-            return self.rag.ask(question, int(k), filters=parse_filters(filters),
-                                mode=mode).to_dict()
+            return self.rag.ask(question, int(k), filters=parse_filters(filters), mode=mode,
+                                clinical_first=clinical_first).to_dict()
 
     def api_search(self, query: str, k: int = 5,
                    filters: dict[str, Any] | str | None = None) -> dict[str, Any]:
@@ -326,11 +300,17 @@ class _Callbacks:
             return [{"doc_id": d.doc_id, "title": d.title, "doc_type": d.doc_type,
                      "meta": d.meta, "chunks": d.n_chunks} for d in self.rag.documents()]
 
+    def api_evidence_map(self) -> dict[str, Any]:
+        """The Library tab's evidence map (disease x agent cells with their strongest study
+        design, count and doc ids) and clinical timeline (studies by year and design)."""
+        with _api_errors():
+            return evidence_data(self.rag.documents())
+
     def api_upload(self, files: list[gr.FileData]) -> dict[str, Any]:
         """Save and index files; returns the index report plus the refused files."""
         uploads = [_as_upload(f) for f in files or []]
         with _api_errors():
-            report, refused = self._ingest(uploads)
+            report, refused = self.library.ingest(uploads)
         data = report.to_dict() if report else {"added": [], "updated": [], "unchanged": [],
                                                 "skipped": []}
         data.pop("index_dir", None)
@@ -344,12 +324,7 @@ class _Callbacks:
         """Remove documents by id (the CLI's `remove --json`)."""
         ids = [doc_ids] if isinstance(doc_ids, str) else list(doc_ids)
         with _api_errors():
-            return self._delete(ids)
-
-
-def _discard(paths: Iterable[Path]) -> None:
-    for path in paths:
-        path.unlink(missing_ok=True)
+            return self.library.delete(ids)
 
 
 def _as_upload(item: Any) -> Upload:

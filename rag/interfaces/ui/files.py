@@ -1,11 +1,14 @@
-"""Files for the web UI: saving uploads safely, and reading the login setting.
+"""Files for the web UI: saving uploads safely, writing downloads, reading the login setting.
 
 Uploads are copied into one folder (``settings.ui.upload_dir``) under a sanitised name; only
 the document types the loaders read are accepted, and only up to ``ui.max_upload_mb``.
+Downloads (reference exports) are written into one folder per browser session, under the
+folder Gradio serves its own temporary files from; never into the project.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import unicodedata
@@ -20,9 +23,12 @@ __all__ = [
     "UPLOAD_EXTENSIONS",
     "Upload",
     "parse_auth",
+    "remove_session_folder",
     "remove_upload",
     "sanitize_filename",
     "save_uploads",
+    "session_folder",
+    "write_download",
 ]
 
 UPLOAD_EXTENSIONS = (".pdf", ".txt", ".md", ".markdown", ".html", ".htm", ".xml")
@@ -134,3 +140,30 @@ def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
     if not users:
         raise ConfigError(f"{where}: no user:password lines")
     return users
+
+
+def session_folder(base: Path, session: str | None) -> Path:
+    """The downloads folder of one browser session: ``base/<hash of the session id>`` (the id
+    comes from the browser, so it never names a folder itself)."""
+    digest = hashlib.sha256((session or "no-session").encode("utf-8", "replace")).hexdigest()
+    return base / digest[:24]
+
+
+def write_download(folder: Path, name: str, text: str) -> Path:
+    """Write ``text`` to ``folder/<content hash>/name`` and return the path. Each content gets
+    its own folder, so a browser never gets an older file from its cache under the same URL."""
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    target = folder / digest / sanitize_filename(name)
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.part")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, target)
+    return target
+
+
+def remove_session_folder(base: Path, session: str | None) -> None:
+    """Delete a session's downloads when its browser tab closes."""
+    folder = session_folder(base, session)
+    if folder.resolve().parent == base.resolve():
+        shutil.rmtree(folder, ignore_errors=True)

@@ -15,14 +15,17 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from rag.errors import QueryError
+from rag.ingest.evidence import EVIDENCE_LABELS, evidence_of
 from rag.types import Answer, Citation, IndexReport, Passage, SkippedFile
 
 __all__ = [
+    "badge_html",
     "build_filters",
     "chat_message",
     "documents_rows",
     "escape",
     "escape_markdown",
+    "evidence_summary_html",
     "filter_choices",
     "index_summary",
     "parse_filters",
@@ -86,6 +89,8 @@ def chat_message(answer: Answer, *, text: str | None = None) -> str:
         body = "**Not answered: a part of the question is missing from the library.** " + body
     lines = [body]
     if text is None:
+        if answer.evidence_summary:
+            lines.append(f"*{escape_markdown(answer.evidence_summary)}*")
         if answer.coverage:
             lines.append(coverage_markdown(answer))
         if answer.supported and answer.citations:
@@ -123,6 +128,25 @@ def stream_steps(text: str, *, words_per_step: int = 6) -> list[str]:
     return [" ".join(words[:i]) for i in range(words_per_step, len(words), words_per_step)]
 
 
+# -- evidence -------------------------------------------------------------------------------
+
+
+def badge_html(level: str, reason: str = "") -> str:
+    """A study-design badge: the level's label, coloured by level, the reason on hover.
+    An unknown key shows as "Unknown"."""
+    level = level if level in EVIDENCE_LABELS else "unknown"
+    label = EVIDENCE_LABELS[level]
+    return (f'<span class="rag-badge rag-badge-{level}" title="{escape(reason or label)}">'
+            f"{escape(label)}</span>")
+
+
+def evidence_summary_html(answer: Answer) -> str:
+    """The answer's evidence summary line for the top of the source panel ("" if none)."""
+    if not answer.evidence_summary:
+        return ""
+    return f'<p class="rag-evidence-summary">{escape(answer.evidence_summary)}</p>'
+
+
 # -- source panel ---------------------------------------------------------------------------
 
 
@@ -142,7 +166,7 @@ def sources_html(answer: Answer | None, doc_text: _DOC_TEXT | None = None) -> st
         return _unsupported_html(answer)
     cards = [_card_html(group, answer.passages, doc_text)
              for group in _group_by_chunk(answer.citations)]
-    return ('<div class="rag-sources"><h3>Sources</h3>'
+    return (f'<div class="rag-sources">{evidence_summary_html(answer)}<h3>Sources</h3>'
             f'<ol class="rag-cites">{"".join(cards)}</ol>{coverage_html(answer)}</div>')
 
 
@@ -155,7 +179,7 @@ def _missing_html(answer: Answer, doc_text: _DOC_TEXT | None) -> str:
         '<div class="rag-sources"><div class="rag-warning rag-missing" role="alert">'
         f"<strong>Missing from the library:</strong> {missing}. The evidence below is the "
         "closest the library holds; it does <em>not</em> answer the question.</div>"
-        f"{coverage_html(answer)}<h3>Closest evidence</h3>"
+        f"{evidence_summary_html(answer)}{coverage_html(answer)}<h3>Closest evidence</h3>"
         f'<ol class="rag-cites">{"".join(cards)}</ol></div>'
     )
 
@@ -200,7 +224,8 @@ def _card_html(group: list[Citation], passages: Sequence[Passage],
               if first.source and first.title not in first.source else "")
     return (
         f'<li class="rag-cite"><div class="rag-cite-head">{numbers} '
-        f'<strong class="rag-title">{escape(first.title)}</strong></div>'
+        f'<strong class="rag-title">{escape(first.title)}</strong> '
+        f"{badge_html(first.evidence, first.evidence_reason)}</div>"
         f'<div class="rag-meta">{escape(" · ".join(meta))}</div>{source}'
         f'<div class="rag-links">{" ".join(links)}</div>'
         f'<blockquote class="rag-passage">{_passage_html(group, passages, doc_text)}'
@@ -246,12 +271,13 @@ def _trim(text: str, limit: int) -> str:
 
 
 def documents_rows(docs: Iterable[Any], query: str | None = "") -> list[list[Any]]:
-    """Rows for the library table (doc id, title, year, type, chunks), filtered by ``query``."""
+    """Rows for the library table (doc id, title, year, study design, type, chunks), filtered
+    by ``query``."""
     needle = (query or "").strip().lower()
     rows = []
     for d in docs:
         year = d.meta.get("year") if isinstance(d.meta.get("year"), int) else None
-        row = [d.doc_id, d.title, year, d.doc_type, d.n_chunks]
+        row = [d.doc_id, d.title, year, evidence_of(d.meta).label, d.doc_type, d.n_chunks]
         if not needle or needle in f"{d.doc_id} {d.title} {year or ''}".lower():
             rows.append(row)
     return rows

@@ -44,8 +44,19 @@ def resolve_kind(store: Any, n_vectors: int) -> str:
 
 
 def new_vector_index(store: Any, *, dimension: int, n_vectors: int, rows: RowTable,
-                     ) -> VectorIndex:
-    """An empty index of the kind the settings ask for (the factory for writers)."""
+                     location: tuple[Path, str] | None = None) -> VectorIndex:
+    """An empty index of the kind the settings ask for (the factory for writers).
+
+    ``location`` is (index folder, generation name); the Milvus backend names its collection
+    after the generation.
+    """
+    if getattr(store, "backend", "faiss") == "milvus":
+        from rag.store.vectors.milvus_connect import target_for
+        from rag.store.vectors.milvus_index import MilvusIndex
+
+        folder, generation = location or (None, "gen-000000")
+        return MilvusIndex.create(dimension, target=target_for(store, folder),
+                                  generation=generation, rows=rows)
     kind = resolve_kind(store, n_vectors)
     if kind == "flat" or n_vectors < 1000:
         return ExactIndex(dimension, rows=rows)
@@ -53,9 +64,37 @@ def new_vector_index(store: Any, *, dimension: int, n_vectors: int, rows: RowTab
 
 
 def load_vector_index(folder: Path, manifest: Mapping[str, Any], *, rows: RowTable,
-                      ) -> VectorIndex:
+                      store: Any = None, index_dir: Path | None = None) -> VectorIndex:
     """Open the index of one generation folder, as its manifest describes it."""
     kind = str(manifest.get("index_type") or "flat")
     if kind == "flat":
         return ExactIndex.load(folder, rows=rows)
+    if kind == "milvus":
+        from rag.store.vectors.milvus_index import MilvusIndex
+
+        return MilvusIndex.load(folder, target=milvus_target(folder, manifest, store,
+                                                             index_dir), rows=rows)
     return FaissIndex.load(folder, manifest, rows=rows)
+
+
+def milvus_target(folder: Path, manifest: Mapping[str, Any], store: Any,
+                  index_dir: Path | None) -> Any:
+    """Where a Milvus generation's vectors are: the settings' URI when they name one, else the
+    URI the generation recorded (credentials always come from the settings)."""
+    import json
+
+    from rag.settings import StoreSettings
+    from rag.store.vectors.milvus_connect import target_for
+
+    recorded: dict[str, Any] = {}
+    info = folder / "milvus.json"
+    if info.is_file():
+        recorded = json.loads(info.read_text(encoding="utf-8"))
+    settings = store if store is not None else StoreSettings(
+        **{k: v for k, v in dict(manifest.get("store") or {}).items()
+           if k in StoreSettings.model_fields and k != "milvus_token"})
+    if not (store is not None and store.backend == "milvus" and store.milvus_uri):
+        settings = settings.model_copy(update={
+            "milvus_uri": recorded.get("uri") or settings.milvus_uri,
+            "milvus_prefix": recorded.get("prefix") or settings.milvus_prefix})
+    return target_for(settings, index_dir)
