@@ -15,6 +15,7 @@ import pytest
 
 from rag import RAG, Settings
 from rag.errors import IndexMismatchError, IndexNotFoundError, IndexWriteError
+from rag.bench.store_memory import write_synthetic_store
 from rag.ingest.pipeline import expected_manifest
 from rag.store.manifest import FORMAT_VERSION, check_manifest, current_generation
 from rag.store.snapshot import IndexSnapshot, open_snapshot
@@ -240,8 +241,6 @@ def test_a_flat_generation_has_no_faiss_file_and_searches_the_vectors(
 
 
 def test_an_approximate_index_is_used_as_it_is(tmp_path: Path, open_rag: OpenRag) -> None:
-    from store_support import write_synthetic_store
-
     written = write_synthetic_store(tmp_path / "ivf", 2_000, index_type="ivf-sq8")
     assert written["sentences"] == 3_000
     snap = open_snapshot(tmp_path / "ivf")
