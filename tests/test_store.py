@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from rag import RAG, Settings
-from rag.errors import IndexMismatchError, IndexNotFoundError, IndexWriteError
 from rag.bench.store_memory import write_synthetic_store
+from rag.errors import IndexMismatchError, IndexNotFoundError, IndexWriteError
 from rag.ingest.pipeline import expected_manifest
 from rag.store.manifest import FORMAT_VERSION, check_manifest, current_generation
 from rag.store.snapshot import IndexSnapshot, open_snapshot
