@@ -45,7 +45,6 @@ class RAG:
         self._llm_transport = llm_transport
         self._lock = threading.RLock()
         self._model_lock = threading.Lock()  # loading the model must not block index reads
-        self._components: Any = None
         if preload_model and embedder is None:
             self.preload_model()
         self.refresh()
@@ -96,12 +95,10 @@ class RAG:
     def close(self) -> None:
         """Release outside resources: the Milvus connection, and a Milvus Lite file so that
         another process can open it. The object can be used again afterwards."""
-        if self.settings.store.backend == "milvus":
-            from rag.store.vectors.milvus_connect import release, target_for
-
-            release(target_for(self.settings.store, self.index_dir))
         with self._lock:
-            self._snapshot = None
+            snap, self._snapshot = self._snapshot, None
+        if snap is not None:
+            snap.vector_index.close()
 
     def preload_model(self) -> threading.Thread:
         """Load the embedding model in a daemon thread; a failure is raised by the next query.

@@ -93,6 +93,22 @@ def test_a_new_process_serves_the_same_index(lite: tuple[RAG, Path], python: str
     assert ids and "cll-venetoclax" not in ids
 
 
+def test_close_frees_milvus_lite_for_a_reader_with_default_settings(
+        lite: tuple[RAG, Path], open_rag: Callable[..., RAG], python: str,
+        subprocess_env: dict[str, str]) -> None:
+    rag, _ = lite
+    rag.close()
+    reader = open_rag(rag.index_dir, Settings())  # the backend comes from the index itself
+    assert reader.snapshot.manifest["index_type"] == "milvus"
+    assert reader.search(QUESTION, k=3)
+    reader.close()  # must free the Lite file although the settings never named Milvus
+    done = subprocess.run([python, "-m", "rag", "search", QUESTION, "--index",
+                           str(rag.index_dir), "--json", "--k", "3"], cwd=PROJECT_ROOT,
+                          env=subprocess_env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_mismatched_index_is_refused(lite: tuple[RAG, Path],
                                        open_rag: Callable[..., RAG]) -> None:
     rag, _ = lite

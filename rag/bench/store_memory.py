@@ -84,7 +84,7 @@ def write_synthetic_store(folder: Path, n: int, *, dim: int = 384, seed: int = 0
         sent_spans=np.asarray([s for c in chunks for s in c.sentences], dtype=np.int64),
         sent_chunk=np.asarray(rows, dtype=np.int64),
         sent_vectors=_unit_rows(rng, len(rows), dim, np.float16),
-        doc_chunk_counts=counts,
+        doc_chunk_counts=counts, doc_meta={d.doc_id: d.meta for d in docs},
     )
     write_generation(folder, new, store=settings.store, previous=None)
     return {"n": n, "sentences": len(rows), "documents": len(docs),

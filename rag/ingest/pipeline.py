@@ -117,6 +117,8 @@ def update_index(
             (doc, generation.doc_chunk_counts.get(doc.doc_id, 0)) for doc, _ in plan.new_docs
         ]
         generation.remove_doc_ids = plan.removed + ([] if base else _all_ids(previous))
+        generation.doc_meta = {d: base.docs[d].meta for d in plan.keep} if base else {}
+        generation.doc_meta.update((doc.doc_id, doc.meta) for doc, _ in plan.new_docs)
         write_generation(folder, generation, store=settings.store,
                          previous=previous.generation if previous else None)
         return _report(plan, new_chunks, n_embedded, started, folder,
@@ -138,6 +140,7 @@ def remove_documents(
         generation.manifest = dict(previous.manifest, documents=len(previous.docs) - len(present),
                                    chunks=len(generation.chunks))
         generation.remove_doc_ids = present
+        generation.doc_meta = {d: r.meta for d, r in previous.docs.items() if d not in wanted}
         write_generation(folder, generation, store=settings.store, previous=previous.generation)
         return present
 
@@ -323,6 +326,7 @@ def _assemble(base: IndexSnapshot | None, kept: list[tuple[int, Chunk]], new_chu
         vectors=(np.vstack(vectors).astype(np.float32) if vectors
                  else np.zeros((0, dim), np.float32)),
         sent_spans=spans_arr, sent_chunk=rows_arr, sent_vectors=sent_arr, doc_chunk_counts=counts,
+        doc_meta={},
     )
 
 

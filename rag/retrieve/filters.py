@@ -15,13 +15,11 @@ from typing import Any
 
 from rag.errors import QueryError
 from rag.retrieve.synonyms import load_synonyms, normalize_term
-from rag.store.vectors import Condition, Filter
+from rag.store.vectors import META_FIELDS, Condition, Filter, meta_values
 
 __all__ = ["FILTER_KEYS", "build_filter", "year_range"]
 
 FILTER_KEYS = ("disease", "agent", "evidence", "doc_id", "year", "year_min", "year_max", "topic")
-_META_FIELD = {"disease": "diseases", "agent": "agents", "evidence": "evidence",
-               "topic": "topics"}
 
 
 def build_filter(filters: Mapping[str, Any], docs: Mapping[str, Any]) -> Filter:
@@ -45,7 +43,7 @@ def build_filter(filters: Mapping[str, Any], docs: Mapping[str, Any]) -> Filter:
             conditions.append(Condition("year", low=low, high=high))
         else:
             wanted = value if isinstance(value, (list, tuple, set)) else [value]
-            stored = _stored_values(docs, _META_FIELD[key])
+            stored = _stored_values(docs, META_FIELDS[key])
             matches = tuple(sorted(v for v in stored
                                    if any(_term_matches(str(w), v) for w in wanted)))
             conditions.append(Condition(key, matches))
@@ -55,8 +53,7 @@ def build_filter(filters: Mapping[str, Any], docs: Mapping[str, Any]) -> Filter:
 def _stored_values(docs: Mapping[str, Any], field: str) -> set[str]:
     values: set[str] = set()
     for record in docs.values():
-        have = record.meta.get(field) or []
-        values.update(str(v) for v in ([have] if isinstance(have, str) else have))
+        values.update(str(v) for v in meta_values(record.meta, field))
     return values
 
 

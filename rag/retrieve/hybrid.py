@@ -18,13 +18,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from rag.errors import QueryError
-from rag.retrieve.filters import build_filter, matching_docs
+from rag.retrieve.filters import build_filter
 from rag.retrieve.fusion import convex, diversify, rrf
 from rag.retrieve.synonyms import load_synonyms
 from rag.settings import RetrievalSettings
 from rag.store.lexical import tokenize
 from rag.store.snapshot import IndexSnapshot
-from rag.store.vectors import Filter
+from rag.store.vectors import row_mask
 from rag.store.vectors.exact import top_rows
 from rag.types import Passage
 
@@ -83,7 +83,7 @@ def retrieve(
     k = max(1, min(int(k), 100))
     n = len(snap.chunks)
     filter_ = build_filter(filters, snap.docs) if filters else None
-    allowed = _allowed_rows(snap, filter_) if filter_ else None
+    allowed = row_mask(snap.rows, filter_) if filter_ else None
     qvec = embedder.embed([query])[0]
     concepts = query_concepts(query, expand=settings.expand_synonyms)
     if n == 0 or (allowed is not None and not allowed.any()):
@@ -104,8 +104,7 @@ def retrieve(
     ranked = sorted(fused, key=fused.__getitem__, reverse=True)
     head = ranked[: max(k * 6, 30)]
     vectors = snap.vector_index.vectors(head) if head else np.zeros((0, 1), np.float32)
-    row_docs = _row_docs(snap)
-    chosen = diversify(head, fused, row_docs, vectors, settings, k)
+    chosen = diversify(head, fused, snap.rows.row_docs, vectors, settings, k)
     position = {row: i for i, row in enumerate(head)}
     passages = [
         _passage(rank, row, snap, fused[row],
@@ -115,20 +114,6 @@ def retrieve(
     ]
     top_dense = float(dense_scores[0]) if len(dense_scores) else 0.0
     return Retrieval(query, passages, chosen, qvec, concepts, top_dense)
-
-
-def _allowed_rows(snap: IndexSnapshot, filter_: Filter) -> np.ndarray:
-    ok = set(matching_docs(filter_, snap.docs))
-    return np.fromiter((c.doc_id in ok for c in snap.chunks), dtype=bool,
-                       count=len(snap.chunks))
-
-
-def _row_docs(snap: IndexSnapshot) -> list[str]:
-    rows: list[str] | None = snap.derived.get("row_docs")
-    if rows is None:
-        rows = [c.doc_id for c in snap.chunks]
-        snap.derived["row_docs"] = rows
-    return rows
 
 
 def query_concepts(query: str, *, expand: bool = True) -> list[Concept]:

@@ -40,7 +40,7 @@ from rag.settings import StoreSettings
 from rag.store.lexical import LexicalIndex
 from rag.store.manifest import CURRENT, current_generation
 from rag.store.metadata import FILE as METADATA_FILE
-from rag.store.metadata import read_records, write_metadata
+from rag.store.metadata import write_metadata
 from rag.store.sentences import SentenceStore
 from rag.store.vectors import RowTable, VectorIndex, new_vector_index
 from rag.types import Chunk, Document
@@ -61,6 +61,9 @@ class NewGeneration:
     sent_chunk: np.ndarray
     sent_vectors: np.ndarray
     doc_chunk_counts: dict[str, int]
+    # Metadata of every document of the new generation, for backends that filter on it
+    # outside the folder (Milvus); the writer has it in memory already.
+    doc_meta: dict[str, dict[str, Any]]
 
 
 def write_generation(
@@ -83,8 +86,7 @@ def write_generation(
                            new.sent_vectors if store.sentence_vectors == "stored" else None)
         (tmp / "bm25").mkdir()
         LexicalIndex.build([c.text for c in new.chunks]).save(tmp / "bm25")
-        vectors = _write_vectors(tmp, new, store, folder=folder, generation=name,
-                                 previous=folder / previous if previous else None)
+        vectors = _write_vectors(tmp, new, store, folder=folder, generation=name)
         index_type = vectors.kind
         manifest = dict(new.manifest, generation=name, index_type=index_type,
                         updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
@@ -112,48 +114,29 @@ def write_generation(
         raise IndexWriteError(
             f"could not write the index at {folder}: {reason}; the previous index is unchanged"
         ) from exc
-    if store.backend == "milvus":
-        from rag.store.vectors.milvus_index import MilvusIndex, publish
-
-        assert isinstance(vectors, MilvusIndex)
-        publish(vectors.target, vectors.collection)
+    vectors.publish()
     _remove_old_generations(folder, keep=max(1, store.keep_generations), store=store)
     return name
 
 
 def _discard(vectors: VectorIndex | None) -> None:
     """Drop what a failed write created outside the folder (a Milvus collection)."""
-    drop = getattr(vectors, "drop", None)
-    if drop is not None:
+    if vectors is not None:
         with contextlib.suppress(Exception):
-            drop()
+            vectors.drop()
 
 
 def _write_vectors(gen: Path, new: NewGeneration, store: StoreSettings, *, folder: Path,
-                   generation: str, previous: Path | None) -> VectorIndex:
+                   generation: str) -> VectorIndex:
     """Save the chunk vectors through the index type the settings ask for."""
     vectors = np.asarray(new.vectors, dtype=np.float32)
     n, dim = vectors.shape if vectors.ndim == 2 else (0, int(new.manifest.get("dimension") or 0))
     index = new_vector_index(store, dimension=dim, n_vectors=n,
-                             rows=RowTable([c.doc_id for c in new.chunks],
-                                           _doc_meta(new, previous)),
+                             rows=RowTable([c.doc_id for c in new.chunks], new.doc_meta),
                              location=(folder, generation))
     index.add(np.arange(n, dtype=np.int64), vectors.reshape(n, dim))
     index.save(gen)
     return index
-
-
-def _doc_meta(new: NewGeneration, previous: Path | None) -> dict[str, dict[str, Any]]:
-    """Metadata of every document of the new generation (for backends that store it)."""
-    meta: dict[str, dict[str, Any]] = {}
-    if previous is not None and (previous / METADATA_FILE).is_file():
-        docs, _ = read_records(previous)
-        meta.update({doc_id: record.meta for doc_id, record in docs.items()})
-    for doc, _ in new.upsert_docs:
-        meta[doc.doc_id] = doc.meta
-    for doc_id in new.remove_doc_ids:
-        meta.pop(doc_id, None)
-    return meta
 
 
 def _remove_old_generations(folder: Path, *, keep: int, store: StoreSettings) -> None:

@@ -40,6 +40,7 @@ class IndexSnapshot:
     vector_index: VectorIndex
     sentences: SentenceStore
     lexical: LexicalIndex
+    rows: RowTable  # each chunk row's document and each document's metadata (for filters)
     metadata: MetadataReader | None = None
     # Values derived from this generation on first use (e.g. per-document facts the answer
     # composer checks); the generation never changes, so they never go stale.
@@ -87,10 +88,10 @@ def open_snapshot(folder: Path, store: Any = None) -> IndexSnapshot:
     generation = manifest["generation"]
     gen = folder / generation
     docs, chunks = read_records(gen)
-    vectors = load_vector_index(gen, manifest, rows=row_table(docs, chunks), store=store,
-                                index_dir=folder)
+    rows = row_table(docs, chunks)
+    vectors = load_vector_index(gen, manifest, rows=rows, store=store, index_dir=folder)
     return IndexSnapshot(folder=folder, generation=generation, manifest=manifest, docs=docs,
                          chunks=chunks, vector_index=vectors,
                          sentences=SentenceStore.load(gen),
-                         lexical=LexicalIndex.load(gen / "bm25", len(chunks)),
+                         lexical=LexicalIndex.load(gen / "bm25", len(chunks)), rows=rows,
                          metadata=MetadataReader(gen))

@@ -23,18 +23,21 @@ from typing import Any
 
 from rag.store.vectors.base import (
     FILTER_FIELDS,
+    META_FIELDS,
     Condition,
     Filter,
     Hits,
     RowTable,
     VectorIndex,
+    meta_values,
     row_mask,
 )
 from rag.store.vectors.exact import ExactIndex
 from rag.store.vectors.faiss_index import FaissIndex, resolve_index_type
 
-__all__ = ["FILTER_FIELDS", "Condition", "Filter", "Hits", "RowTable", "VectorIndex",
-           "load_vector_index", "new_vector_index", "resolve_kind", "row_mask"]
+__all__ = ["FILTER_FIELDS", "META_FIELDS", "Condition", "Filter", "Hits", "RowTable",
+           "VectorIndex", "load_vector_index", "meta_values", "new_vector_index", "resolve_kind",
+           "row_mask"]
 
 
 def resolve_kind(store: Any, n_vectors: int) -> str:
@@ -72,29 +75,6 @@ def load_vector_index(folder: Path, manifest: Mapping[str, Any], *, rows: RowTab
     if kind == "milvus":
         from rag.store.vectors.milvus_index import MilvusIndex
 
-        return MilvusIndex.load(folder, target=milvus_target(folder, manifest, store,
-                                                             index_dir), rows=rows)
+        return MilvusIndex.load(folder, rows=rows, store=store, manifest=manifest,
+                                index_dir=index_dir)
     return FaissIndex.load(folder, manifest, rows=rows)
-
-
-def milvus_target(folder: Path, manifest: Mapping[str, Any], store: Any,
-                  index_dir: Path | None) -> Any:
-    """Where a Milvus generation's vectors are: the settings' URI when they name one, else the
-    URI the generation recorded (credentials always come from the settings)."""
-    import json
-
-    from rag.settings import StoreSettings
-    from rag.store.vectors.milvus_connect import target_for
-
-    recorded: dict[str, Any] = {}
-    info = folder / "milvus.json"
-    if info.is_file():
-        recorded = json.loads(info.read_text(encoding="utf-8"))
-    settings = store if store is not None else StoreSettings(
-        **{k: v for k, v in dict(manifest.get("store") or {}).items()
-           if k in StoreSettings.model_fields and k != "milvus_token"})
-    if not (store is not None and store.backend == "milvus" and store.milvus_uri):
-        settings = settings.model_copy(update={
-            "milvus_uri": recorded.get("uri") or settings.milvus_uri,
-            "milvus_prefix": recorded.get("prefix") or settings.milvus_prefix})
-    return target_for(settings, index_dir)

@@ -9,11 +9,19 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-__all__ = ["FILTER_FIELDS", "Condition", "Filter", "Hits", "RowTable", "VectorIndex", "row_mask"]
+__all__ = ["FILTER_FIELDS", "META_FIELDS", "Condition", "Filter", "Hits", "LocalVectors",
+           "RowTable", "VectorIndex", "meta_values", "row_mask"]
 
 FILTER_FIELDS = ("doc_id", "disease", "agent", "evidence", "topic", "year")
-_META_FIELD = {"disease": "diseases", "agent": "agents", "evidence": "evidence",
+# The document metadata key behind each tag filter.
+META_FIELDS = {"disease": "diseases", "agent": "agents", "evidence": "evidence",
                "topic": "topics"}
+
+
+def meta_values(meta: Mapping[str, Any], key: str) -> list[Any]:
+    """The values stored under ``key``: a list, even when one bare string is stored."""
+    have = meta.get(key) or []
+    return [have] if isinstance(have, str) else list(have)
 
 
 class Hits(NamedTuple):
@@ -54,8 +62,7 @@ def _passes(condition: Condition, doc_id: str, meta: Mapping[str, Any]) -> bool:
         year = meta.get("year")
         return (isinstance(year, int) and (condition.low is None or year >= condition.low)
                 and (condition.high is None or year <= condition.high))
-    have = meta.get(_META_FIELD[condition.field]) or []
-    have = [have] if isinstance(have, str) else list(have)
+    have = meta_values(meta, META_FIELDS[condition.field])
     return any(str(value) in condition.values for value in have)
 
 
@@ -114,3 +121,29 @@ class VectorIndex(Protocol):
     def save(self, folder: Path) -> None:
         """Write the index into a generation folder."""
         ...
+
+    def publish(self) -> None:
+        """Announce this generation's vectors to outside readers, after the local switch."""
+        ...
+
+    def drop(self) -> None:
+        """Delete what this index created outside its folder (a write that failed)."""
+        ...
+
+    def close(self) -> None:
+        """Release outside resources (a connection, a lock on a database file)."""
+        ...
+
+
+class LocalVectors:
+    """For backends whose vectors live only in the generation folder: nothing outside it to
+    announce, delete or release."""
+
+    def publish(self) -> None:
+        return None
+
+    def drop(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.store.vectors.base import Filter, Hits, RowTable, row_mask
+from rag.store.vectors.base import Filter, Hits, LocalVectors, RowTable, row_mask
 
 __all__ = ["IDS_FILE", "VECTORS_FILE", "ExactIndex", "mapped_array", "top_rows"]
 
@@ -21,7 +21,7 @@ VECTORS_FILE = "vectors.npy"
 IDS_FILE = "vector_ids.npy"  # only when the rows are not 0..n-1 in order
 
 
-class ExactIndex:
+class ExactIndex(LocalVectors):
     """Rows ``0..n-1`` with their vectors; searched by a full scan."""
 
     kind = "flat"

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from rag.settings import StoreSettings
-from rag.store.vectors.base import Filter, Hits, RowTable
+from rag.store.vectors.base import Filter, Hits, LocalVectors, RowTable
 from rag.store.vectors.exact import ExactIndex
 
 __all__ = ["EXACT_SEARCH_LIMIT", "FAISS_FILE", "FaissIndex", "build_vector_index",
@@ -88,7 +88,7 @@ def configure_search(index: Any, manifest: dict[str, Any]) -> None:
         index.nprobe = min(int(store.get("ivf_nprobe", 32)), int(index.nlist))
 
 
-class FaissIndex:
+class FaissIndex(LocalVectors):
     """An approximate FAISS index over the exact vectors it keeps beside it.
 
     Unfiltered queries go to FAISS once the index holds more than ``exact_limit`` rows;

@@ -15,27 +15,30 @@ expression (:func:`compile_filter`) and filtered search runs in Milvus.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rag.errors import IndexUnusableError, IndexWriteError
-from rag.store.vectors.base import Filter, Hits, RowTable
+from rag.store.vectors.base import META_FIELDS, Filter, Hits, RowTable, meta_values
 from rag.store.vectors.milvus_connect import (
     MilvusTarget,
     collection_name,
     connect,
     is_lite,
     redact,
+    release,
+    target_for,
 )
 
-__all__ = ["INFO_FILE", "MilvusIndex", "compile_filter", "drop_collections", "publish"]
+__all__ = ["INFO_FILE", "MilvusIndex", "compile_filter", "drop_collections"]
 
 INFO_FILE = "milvus.json"
 _BATCH = 2_000
-_ARRAYS = {"disease": "diseases", "agent": "agents", "topic": "topics"}
+# Tag fields stored as Milvus arrays (evidence is one string per document).
+_ARRAYS = {f: key for f, key in META_FIELDS.items() if f != "evidence"}
 _MAX_TAGS = 64
 
 
@@ -142,9 +145,7 @@ class MilvusIndex:
             "vector": vector.tolist(),
         }
         for field in _ARRAYS.values():
-            value = meta.get(field) or []
-            items = [value] if isinstance(value, str) else list(value)
-            entity[field] = [str(v)[:256] for v in items][:_MAX_TAGS]
+            entity[field] = [str(v)[:256] for v in meta_values(meta, field)][:_MAX_TAGS]
         return entity
 
     def remove(self, ids: Iterable[int]) -> None:
@@ -167,16 +168,34 @@ class MilvusIndex:
         if self._client.has_collection(self._collection):
             self._client.drop_collection(self._collection)
 
+    def publish(self) -> None:
+        """Point the alias ``<prefix>_live`` at this collection (after the local switch)."""
+        alias = f"{self._target.prefix}_live"
+        if alias in (self._client.list_aliases().get("aliases") or []):
+            self._client.alter_alias(self._collection, alias)
+        else:
+            self._client.create_alias(self._collection, alias)
+
+    def close(self) -> None:
+        """Close this process's client; for Milvus Lite also free the data file."""
+        release(self._target)
+
     # -- reading -------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, folder: Path, *, target: MilvusTarget,
-             rows: RowTable | None = None) -> MilvusIndex:
+    def load(cls, folder: Path, *, target: MilvusTarget | None = None,
+             rows: RowTable | None = None, store: Any = None,
+             manifest: Mapping[str, Any] | None = None,
+             index_dir: Path | None = None) -> MilvusIndex:
+        """Open the collection a generation folder records. Without ``target``, it is where
+        :func:`recorded_target` says (the settings ``store`` may name another server)."""
         try:
             info = json.loads((folder / INFO_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise IndexUnusableError(f"{folder / INFO_FILE} is missing or unreadable; rebuild "
                                      "the index with `python -m rag index --rebuild`") from exc
+        if target is None:
+            target = recorded_target(info, manifest or {}, store, index_dir)
         index = cls(int(info["dimension"]), target=target, collection=str(info["collection"]),
                     rows=rows)
         if not index._client.has_collection(index._collection):
@@ -190,10 +209,6 @@ class MilvusIndex:
     @property
     def dimension(self) -> int:
         return self._dim
-
-    @property
-    def collection(self) -> str:
-        return self._collection
 
     @property
     def target(self) -> MilvusTarget:
@@ -249,14 +264,20 @@ class MilvusIndex:
                         f"{redact(self._target.uri)} failed: {exc}") from exc
 
 
-def publish(target: MilvusTarget, collection: str) -> None:
-    """Point the alias ``<prefix>_live`` at ``collection`` (after the local switch)."""
-    client = connect(target)
-    alias = f"{target.prefix}_live"
-    try:
-        client.alter_alias(collection, alias)
-    except Exception:  # the alias does not exist yet
-        client.create_alias(collection, alias)
+def recorded_target(info: Mapping[str, Any], manifest: Mapping[str, Any], store: Any,
+                    index_dir: Path | None) -> MilvusTarget:
+    """Where a Milvus generation's vectors are: the settings' URI when they name one, else the
+    URI the generation recorded in ``info`` (credentials always come from the settings)."""
+    from rag.settings import StoreSettings
+
+    settings = store if store is not None else StoreSettings(
+        **{k: v for k, v in dict(manifest.get("store") or {}).items()
+           if k in StoreSettings.model_fields and k != "milvus_token"})
+    if not (store is not None and store.backend == "milvus" and store.milvus_uri):
+        settings = settings.model_copy(update={
+            "milvus_uri": info.get("uri") or settings.milvus_uri,
+            "milvus_prefix": info.get("prefix") or settings.milvus_prefix})
+    return target_for(settings, index_dir)
 
 
 def drop_collections(target: MilvusTarget, keep: set[str]) -> list[str]:
