@@ -33,8 +33,8 @@ from typing import Any
 from rag.types import Document
 
 __all__ = ["CLINICAL_LEVELS", "EVIDENCE_LABELS", "EVIDENCE_LEVELS", "EvidenceLevel",
-           "classify_document", "classify_text", "evidence_of", "evidence_rank",
-           "with_evidence"]
+           "classify_document", "classify_text", "evidence_label", "evidence_of",
+           "evidence_rank", "with_evidence"]
 
 EVIDENCE_LEVELS: tuple[str, ...] = (
     "meta-analysis", "phase-3", "randomized-phase-2", "phase-1-2", "observational", "in-vivo",
@@ -67,11 +67,12 @@ class EvidenceLevel:
 
     @property
     def label(self) -> str:
-        return EVIDENCE_LABELS.get(self.level, "Unknown")
+        return evidence_label(self.level)
 
-    @property
-    def is_clinical(self) -> bool:
-        return self.level in CLINICAL_LEVELS
+
+def evidence_label(level: str) -> str:
+    """``evidence_label("phase-3") == "Phase 3 trial"``; an unknown key reads "Unknown"."""
+    return EVIDENCE_LABELS.get(level, EVIDENCE_LABELS["unknown"])
 
 
 UNKNOWN = EvidenceLevel("unknown", "no study-design cue in the metadata, title or text", "text")
