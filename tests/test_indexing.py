@@ -392,6 +392,19 @@ class _NoModel:
 
 
 
+def test_an_update_that_only_removes_files_loads_no_model(small: tuple[RAG, Path]) -> None:
+    rag, corpus = small
+    before = rag.snapshot.manifest
+    (corpus / "gamma.md").unlink()
+    other = RAG.open(rag.index_dir, settings=rag.settings, embedder=_NoModel())
+    report = other.add([corpus])
+    assert report.removed == ("gamma",) and report.chunks_embedded == 0
+    after = other.snapshot.manifest
+    assert after["generation"] != before["generation"]
+    assert (after["dimension"], after["dtype"]) == (before["dimension"], before["dtype"])
+    assert set(other.snapshot.docs) == {"alpha", "beta"}
+
+
 @pytest.mark.parametrize(
     ("change", "key"),
     [

@@ -99,16 +99,21 @@ def update_index(
             if not plan.keep:  # no index yet and nothing loadable (or no supported file)
                 raise EmptyCorpusError(_nothing_indexed(plan.skipped))
             return _report(plan, [], 0, started, folder, total_chunks=_count(base))
-        model = embedder()
-        new_chunks, embedded, n_embedded = _chunk_and_embed(plan, model, folder, settings,
-                                                            progress)
+        if plan.new_docs or base is None:
+            model = embedder()
+            new_chunks, embedded, n_embedded = _chunk_and_embed(plan, model, folder, settings,
+                                                                progress)
+            dimension, dtype = model.dimension, model.dtype
+        else:  # only removals: the model is not needed, the index knows its own vectors
+            new_chunks, embedded, n_embedded = [], [], 0
+            dimension, dtype = int(base.manifest["dimension"]), str(base.manifest["dtype"])
         kept = [(row, c) for row, c in enumerate(base.chunks) if c.doc_id in plan.keep] \
             if base else []
         if not kept and not new_chunks:
             raise EmptyCorpusError(_nothing_indexed(plan.skipped))
-        generation = _assemble(base, kept, new_chunks, embedded, model.dimension)
-        generation.manifest = dict(expected_manifest(settings, model.dimension),
-                                   dtype=model.dtype,
+        generation = _assemble(base, kept, new_chunks, embedded, dimension)
+        generation.manifest = dict(expected_manifest(settings, dimension),
+                                   dtype=dtype,
                                    created=(previous.manifest.get("created") if previous else None)
                                    or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                    documents=len(plan.keep) + len(plan.new_docs),
