@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import socket
 import statistics
 import subprocess
 import threading
@@ -23,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
 import pytest
+from appserver import free_port
 
 from rag.ingest.loaders import load_file
 from rag.interfaces.cli import main
@@ -498,9 +498,7 @@ def test_bad_query_and_empty_result(capsys, stub, tmp_path, query, code, message
 
 def test_unreachable_server(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("RAG_FETCH__RETRIES", "1")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again: nothing listens there
+    port = free_port()  # closed again: nothing listens there
     url = f"http://127.0.0.1:{port}"
     code = main(["fetch", "pubmed", "TRAIL", "--out", str(tmp_path / "c"), "--base-url", url,
                  "--no-index", "--no-progress"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from answer_support import OFF_TOPIC, ask_checked, build_index
+from appserver import free_port
 
 from rag import RAG, Answer, Settings
 from rag.answer.extractive import NO_EVIDENCE
@@ -334,9 +334,7 @@ def test_malformed_reply_falls_back_with_a_note(llm_rag: RAG, stub: StubLLM, raw
 
 def test_unreachable_endpoint_falls_back_with_a_note(index: RAG,
                                                      open_fake_rag: Callable[..., RAG]) -> None:
-    with socket.socket() as sock:  # a port that nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # a port that nothing listens on
     settings = Settings().with_updates(**{"llm.url": f"http://127.0.0.1:{port}/v1",
                                           "llm.model": "stub", "llm.timeout_s": 0.5})
     rag = open_fake_rag(index.index_dir, settings)
