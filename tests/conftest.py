@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import os
 import random
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -203,3 +206,33 @@ def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     folder = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
     with run_app(folder, subprocess_env) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``milvus-lite server`` on a free local port, one per test module that asks for it.
+
+    Imports nothing from pymilvus: the modules that use it skip themselves (``importorskip``)
+    when the ``milvus`` extra is missing, so the server is never started then.
+    """
+    from appserver import free_port
+
+    port = free_port()
+    data = tmp_path_factory.mktemp("milvus-server")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("milvus-lite")), "server", "--data-dir", str(data),
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail("milvus-lite server did not start")
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    server.terminate()
+    server.wait(timeout=10)

@@ -22,8 +22,6 @@ from rag import RAG, IndexMismatchError, Settings
 if not os.environ.get("CI"):
     pytest.importorskip("pymilvus", reason="the milvus extra is not installed")
 
-from test_vectorindex_milvus import milvus_server  # noqa: F401 - shared fixture
-
 from rag.store.vectors.milvus_connect import connect, target_for
 
 pytestmark = pytest.mark.slow
@@ -118,7 +116,7 @@ def test_a_mismatched_index_is_refused(lite: tuple[RAG, Path],
 
 
 def test_a_killed_writer_leaves_the_previous_generation_serving(
-        milvus_server: str, tmp_path: Path, open_rag: Callable[..., RAG], python: str,  # noqa: F811
+        milvus_server: str, tmp_path: Path, open_rag: Callable[..., RAG], python: str,
         subprocess_env: dict[str, str], make_text: Callable[..., str]) -> None:
     notes = tmp_path / "notes"
     shutil.copytree(NOTES_DIR, notes)

@@ -1,16 +1,11 @@
 """The VectorIndex contract on the Milvus backend: embedded Milvus Lite, and a Milvus Lite
-server on 127.0.0.1 started here (the network path a cluster uses). Filters compile to Milvus
-expressions. Needs the ``milvus`` extra (CI installs it)."""
+server on 127.0.0.1 (the network path a cluster uses; the ``milvus_server`` fixture in
+conftest). Filters compile to Milvus expressions. Needs the ``milvus`` extra (CI installs it)."""
 
 from __future__ import annotations
 
 import itertools
 import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,36 +21,6 @@ from rag.store.vectors.milvus_connect import MilvusTarget
 from rag.store.vectors.milvus_index import MilvusIndex, compile_filter
 
 _names = itertools.count(1)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``milvus-lite server`` on a free local port, for the whole module."""
-    port = _free_port()
-    data = tmp_path_factory.mktemp("milvus-server")
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("milvus-lite")), "server", "--data-dir", str(data),
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                pytest.fail("milvus-lite server did not start")
-            time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    server.terminate()
-    server.wait(timeout=10)
 
 
 def _backend(uri: str) -> Backend:
