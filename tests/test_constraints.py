@@ -33,6 +33,17 @@ def test_constraint_kinds(question: str, label: str, kind: str) -> None:
     assert _kinds(question)[label] == kind
 
 
+@pytest.mark.parametrize(("question", "phases"), [
+    ("In which phase is caspase-8 activated after TRAIL binding?", []),  # "phase is", not "I"
+    ("Which cells stay in the phase in which TRAIL acts?", []),
+    ("Results of the phase-II trial?", [{2}]),
+    ("Results of the phase I/IIa study?", [{1, 2}]),
+    ("Was the phase 3 trial of dulanermin positive?", [{3}]),
+])
+def test_a_phase_needs_a_whole_numeral(question: str, phases: list[set[int]]) -> None:
+    assert [set(c.phases) for c in find_constraints(question) if c.kind == "phase"] == phases
+
+
 def test_unseen_name_like_words_become_terms() -> None:
     unseen = {"jak2", "v617f"}
     found = _kinds("How does TRAIL interact with JAK2 V617F signalling?",
@@ -57,6 +68,12 @@ NSCLC = _doc("nsclc", "A phase 3 trial of dulanermin with chemotherapy in non-sm
              "cancer reported progression-free and overall survival.", evidence="phase 3")
 AML = _doc("aml", "Venetoclax with eftozanermin alfa in acute myeloid leukemia, a phase 1b "
            "study.")
+
+
+def test_documents_read_phases_like_questions() -> None:
+    assert _doc("d", "Caspase-8 is cleaved in the phase in which cells detach.").phases == set()
+    assert _doc("d", "A phase-II study of mapatumumab.").phases == {2}
+    assert _doc("d", "Cells died.", evidence="clinical phase 1").phases == {1}
 
 
 def test_a_constraint_counts_only_together_with_the_question_s_other_parts() -> None:

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rag.retrieve.synonyms import SynonymTable, load_synonyms, normalize_term
+from rag.ingest.evidence import phase_mentions, trial_phases
+from rag.retrieve.synonyms import SynonymTable, load_synonyms
 from rag.store.lexical import tokenize
 
 __all__ = ["KEY_KINDS", "Constraint", "Coverage", "DocEvidence", "check_coverage",
@@ -28,10 +29,6 @@ __all__ = ["KEY_KINDS", "Constraint", "Coverage", "DocEvidence", "check_coverage
 # steer which document the answer starts in.
 KEY_KINDS = ("disease", "agent", "molecule", "population", "procedure", "regulator", "phase",
              "measure", "term")
-_PHASE = re.compile(
-    r"\bphase\s*(?P<a>iv|i{1,3}|[1-4])\s*(?:[ab]\b)?(?:\s*(?:/|-|–|and|or|to)\s*(?P<b>iv|i{1,3}|"
-    r"[1-4])\b)?", re.I)
-_ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4}
 # A word the library has never seen counts as a constraint when it looks like a name: it has a
 # digit (JAK2, V617F), a capital inside it (lncRNA) or is capitalised mid-sentence (Budd-Chiari).
 _NAMEISH = re.compile(r"^(?:[A-Za-z]*\d[\w-]*|[a-z]+[A-Z][\w-]*|[A-Z][\w-]+)$")
@@ -42,8 +39,6 @@ _NAME = re.compile(r"^(?:[A-Za-z]*\d[A-Za-z\d]*|[a-z]+[A-Z]\w*|[A-Z]{3,}[a-z]?)$
 _DRUG = re.compile(r"\b[a-z]{3,}(?:mab|nib|ermin|zomib|toclax|lisib|ciclib|parib|platin|"
                    r"rubicin|taxel|tecan|mustine|citabine|darabine|inostat|lidomide|"
                    r"methasone)\b", re.I)
-_EVIDENCE_PHASES = {"phase 3": {3}, "phase 2": {2}, "clinical phase 1": {1}, "phase 1": {1},
-                    "phase 4": {4}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,12 +100,10 @@ def find_constraints(question: str, *, is_unseen: Callable[[str], bool] | None =
         if tokens and not covered_tokens.issuperset(tokens):
             covered_tokens.update(tokens)
             found.append(Constraint("agent", match.group(0), token=tokens[0]))
-    for match in _PHASE.finditer(question):
-        phases = {_phase_number(match.group("a"))}
-        if match.group("b"):
-            phases.add(_phase_number(match.group("b")))
-        found.append(Constraint("phase", match.group(0).strip(), phases=frozenset(phases)))
-        covered_tokens.update(tokenize(match.group(0)))
+    # Questions and documents read trial phases the same way (so "phase in" is no phase).
+    for written, phases in phase_mentions(question):
+        found.append(Constraint("phase", written, phases=phases))
+        covered_tokens.update(tokenize(written))
     if is_unseen is not None:
         words = _WORD.findall(question)
         for position, word in enumerate(words):
@@ -148,11 +141,6 @@ def _label(question: str, hit: str, canonical: str) -> str:
     return match.group(0) if match else canonical
 
 
-def _phase_number(text: str) -> int:
-    text = text.lower()
-    return _ROMAN.get(text) or int(text)
-
-
 def doc_evidence(doc_id: str, texts: Iterable[str], meta: Mapping[str, Any], *,
                  table: SynonymTable | None = None) -> DocEvidence:
     """Synonym groups, trial phases and tokens that a document's text and metadata name."""
@@ -165,9 +153,8 @@ def doc_evidence(doc_id: str, texts: Iterable[str], meta: Mapping[str, Any], *,
     text = "\n".join(parts)
     groups = frozenset(g for g in (table.group_index(names[0]) for _, names in table.find(text))
                        if g is not None)
-    phases = {_phase_number(m.group("a")) for m in _PHASE.finditer(text)}
-    phases |= {_phase_number(m.group("b")) for m in _PHASE.finditer(text) if m.group("b")}
-    phases |= _EVIDENCE_PHASES.get(str(meta.get("evidence") or "").lower(), set())
+    # The library notes' study design ("clinical phase 1") names a phase too.
+    phases = trial_phases(text) | trial_phases(str(meta.get("evidence") or ""))
     return DocEvidence(doc_id, groups, frozenset(phases), frozenset(tokenize(text)))
 
 
@@ -218,7 +205,3 @@ def closest_doc(constraints: Sequence[Constraint], docs: Sequence[DocEvidence], 
 def covered_by(doc: DocEvidence, constraint: Constraint,
                table: SynonymTable | None = None) -> bool:
     return _covers(doc, constraint, table or load_synonyms())
-
-
-def same_term(a: str, b: str) -> bool:
-    return normalize_term(a) == normalize_term(b)

@@ -34,7 +34,7 @@ from rag.types import Document
 
 __all__ = ["CLINICAL_LEVELS", "EVIDENCE_LABELS", "EVIDENCE_LEVELS", "EvidenceLevel",
            "classify_document", "classify_text", "evidence_label", "evidence_of",
-           "evidence_rank", "with_evidence"]
+           "evidence_rank", "phase_mentions", "trial_phases", "with_evidence"]
 
 EVIDENCE_LEVELS: tuple[str, ...] = (
     "meta-analysis", "phase-3", "randomized-phase-2", "phase-1-2", "observational", "in-vivo",
@@ -157,10 +157,10 @@ def _from_front_matter(meta: Mapping[str, Any], title: str, text: str) -> Eviden
         return EvidenceLevel(level, said, "front matter") if level != "unknown" else None
     source = meta.get("source") if isinstance(meta.get("source"), str) else ""
     context = f"{title}\n{source}\n{text[:LEAD_CHARS]}"
-    phases = _phases(value)
+    phases = trial_phases(value)
     if not phases and value in ("clinical", "clinical trial", "clinical study", "trial"):
         # a trial of unstated phase: the phase the title, source or opening text names
-        phases, said = _phases(context) or {1}, said + " (phase from the text)"
+        phases, said = trial_phases(context) or {1}, said + " (phase from the text)"
     if not phases:
         return None
     if max(phases) >= 3:
@@ -238,7 +238,7 @@ def _trial_level(trial: str, types: Mapping[str, str], title: str, text: str) ->
     if randomized and trial.lower() != "randomized controlled trial":
         said += " and 'Randomized Controlled Trial'"
     phases = {n for name, n in (("clinical trial, phase i", 1), ("clinical trial, phase ii", 2))
-              if name in types} or _phases(f"{title}\n{text[:LEAD_CHARS]}")
+              if name in types} or trial_phases(f"{title}\n{text[:LEAD_CHARS]}")
     if phases and max(phases) >= 3:
         return EvidenceLevel("phase-3", f"{said}; text says phase {max(phases)}",
                              "publication type")
@@ -355,7 +355,7 @@ def _phase_level(text: str, where: str) -> EvidenceLevel | None:
     match = _PHASE.search(text)
     if not match:
         return None
-    phases = _phases(text)
+    phases = trial_phases(text)
     said = f"{where} '{match.group(0)}'"
     if max(phases) >= 3:
         return EvidenceLevel("phase-3", said, "text")
@@ -365,14 +365,18 @@ def _phase_level(text: str, where: str) -> EvidenceLevel | None:
     return EvidenceLevel("phase-1-2", said, "text")
 
 
-def _phases(text: str) -> set[int]:
+def phase_mentions(text: str) -> list[tuple[str, frozenset[int]]]:
+    """Each trial phase named in ``text``, as written and as numbers:
+    ``"a phase Ib/II trial"`` -> ``[("phase Ib/II", {1, 2})]``. The numeral must end a word,
+    so "phase is" or "phase in" names no phase."""
+    return [(match.group(0), frozenset(_ROMAN.get(part.lower()) or int(part)
+                                       for part in match.group("a", "b") if part))
+            for match in _PHASE.finditer(text)]
+
+
+def trial_phases(text: str) -> set[int]:
     """Trial phases named in ``text``: ``"phase Ib/II"`` -> {1, 2}."""
-    found: set[int] = set()
-    for match in _PHASE.finditer(text):
-        for part in (match.group("a"), match.group("b")):
-            if part:
-                found.add(_ROMAN.get(part.lower()) or int(part))
-    return found
+    return {n for _, phases in phase_mentions(text) for n in phases}
 
 
 def _first(pattern: re.Pattern[str], text: str) -> str | None:
