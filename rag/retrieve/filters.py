@@ -2,9 +2,17 @@
 :class:`~rag.store.vectors.Filter` over the values stored in the index.
 
 Disease and agent filters understand synonyms and whole words: ``disease=CLL`` matches notes
-tagged "chronic lymphocytic leukemia", and "ALL" never matches "small lymphocytic lymphoma".
-The resolved filter names stored values only, so every vector backend can compile it (a row
-mask for numpy and FAISS, an expression for a database).
+tagged "chronic lymphocytic leukemia", "ALL" never matches "small lymphocytic lymphoma", and
+"Hodgkin lymphoma" never matches "non-Hodgkin lymphoma".
+
+The evidence filter selects by study design, the level the UI shows for each document
+(:func:`rag.ingest.evidence.evidence_of`): a level's key (``phase-3``) or label
+("Phase 3 trial"). Other text still matches the notes' own ``evidence:`` wording as before
+(``evidence=preclinical``). A PubMed record has no such wording but does have a level, so the
+condition is resolved here to the ids of the documents that pass.
+
+The resolved filter names stored values and document ids only, so every vector backend can
+compile it (a row mask for numpy and FAISS, an expression for a database).
 """
 
 from __future__ import annotations
@@ -14,10 +22,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rag.errors import QueryError
+from rag.ingest.evidence import EVIDENCE_LABELS, evidence_of
 from rag.retrieve.synonyms import load_synonyms, normalize_term
 from rag.store.vectors import META_FIELDS, Condition, Filter, meta_values
 
-__all__ = ["FILTER_KEYS", "build_filter", "year_range"]
+__all__ = ["FILTER_KEYS", "build_filter", "matching_docs", "year_range"]
 
 FILTER_KEYS = ("disease", "agent", "evidence", "doc_id", "year", "year_min", "year_max", "topic")
 
@@ -41,6 +50,10 @@ def build_filter(filters: Mapping[str, Any], docs: Mapping[str, Any]) -> Filter:
         elif key in ("year", "year_min", "year_max"):
             low, high = year_range(key, value)
             conditions.append(Condition("year", low=low, high=high))
+        elif key == "evidence":
+            wanted = value if isinstance(value, (list, tuple, set)) else [value]
+            conditions.append(Condition("doc_id", _evidence_docs([str(w) for w in wanted],
+                                                                 docs)))
         else:
             wanted = value if isinstance(value, (list, tuple, set)) else [value]
             stored = _stored_values(docs, META_FIELDS[key])
@@ -59,11 +72,54 @@ def _stored_values(docs: Mapping[str, Any], field: str) -> set[str]:
 
 def _term_matches(wanted: str, stored: str) -> bool:
     table = load_synonyms()
-    target = f" {normalize_term(table.canonical(wanted) or wanted)} "
-    # Whole words only: "ALL" must not match "small lymphocytic lymphoma", nor "clinical"
-    # match "preclinical in vitro".
-    name = f" {normalize_term(table.canonical(stored) or stored)} "
-    return target == name or target in f" {normalize_term(stored)} " or target in name
+    target = normalize_term(table.canonical(wanted) or wanted)
+    name = normalize_term(table.canonical(stored) or stored)
+    return target == name or _has_term(normalize_term(stored), target) or _has_term(name, target)
+
+
+def _has_term(text: str, term: str) -> bool:
+    """Whether ``term`` occurs in ``text`` as whole words, not negated.
+
+    Whole words: "ALL" must not match "small lymphocytic lymphoma", nor "clinical" match
+    "preclinical in vitro". Not negated: "Hodgkin lymphoma" must not match "non-Hodgkin
+    lymphoma" (both normalised, so "non hodgkin lymphoma"), the opposite disease."""
+    if not term:
+        return False
+    padded, needle = f" {text} ", f" {term} "
+    start = padded.find(needle)
+    while start >= 0:
+        if not padded[:start + 1].endswith(" non "):
+            return True
+        start = padded.find(needle, start + 1)
+    return False
+
+
+def _level_key(text: str) -> str:
+    return " ".join(text.lower().replace("\u2013", "-").split())
+
+
+# A level by its key or its label, spelled loosely ("phase 1-2 trial" for "Phase 1–2 trial").
+_LEVEL_NAMES = {**{_level_key(key): key for key in EVIDENCE_LABELS},
+                **{_level_key(label): key for key, label in EVIDENCE_LABELS.items()}}
+
+
+def _evidence_docs(wanted: Iterable[str], docs: Mapping[str, Any]) -> tuple[str, ...]:
+    """Ids of the documents whose evidence level is one of those named in ``wanted``, or whose
+    own ``evidence:`` wording matches one of the other values."""
+    levels: set[str] = set()
+    words: list[str] = []
+    for value in wanted:
+        level = _LEVEL_NAMES.get(_level_key(value))
+        if level is not None:
+            levels.add(level)
+        elif value.strip():
+            words.append(value)
+    worded = {v for v in _stored_values(docs, "evidence") if any(_term_matches(w, v)
+                                                                 for w in words)}
+    return tuple(sorted(
+        doc_id for doc_id, record in docs.items()
+        if (levels and evidence_of(record.meta).level in levels)
+        or any(str(v) in worded for v in meta_values(record.meta, "evidence"))))
 
 
 def year_range(key: str, value: Any) -> tuple[int, int]:

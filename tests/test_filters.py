@@ -1,0 +1,78 @@
+"""Filters resolved against document metadata, without a model or an index: tags with synonyms
+and whole words, the evidence filter by study-design level, and what every backend receives.
+(The same filters through a real search: ``test_retrieval.py``.)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rag.retrieve.filters import build_filter, matching_docs
+from rag.store.metadata import DocRecord
+from rag.store.vectors import Condition
+
+
+def _record(doc_id: str, **meta: Any) -> DocRecord:
+    return DocRecord(doc_id, f"Title of {doc_id}", "markdown", f"{doc_id}.md", "0", meta, 1)
+
+
+DOCS = {r.doc_id: r for r in [
+    _record("hodgkin", diseases=["Hodgkin lymphoma"], agents=["TRAIL"],
+            evidence="preclinical in vitro", evidence_level="in-vitro"),
+    _record("nhl", diseases=["non-Hodgkin lymphoma"], agents=["TRAIL"],
+            evidence="clinical phase 1", evidence_level="phase-1-2"),
+    _record("b-nhl", diseases=["B-cell non-Hodgkin lymphoma", "chronic lymphocytic leukemia"],
+            agents=["TRAIL"], evidence_level="phase-3"),  # a PubMed record: no evidence text
+    _record("mixed", diseases=["non-Hodgkin and Hodgkin lymphoma"], agents=["dulanermin"],
+            evidence="preclinical in vivo", evidence_level="in-vivo"),
+    _record("old-index", diseases=["multiple myeloma"], evidence="phase 3 trial"),  # no level
+]}
+
+
+def _ids(filters: dict[str, Any]) -> set[str]:
+    return set(matching_docs(build_filter(filters, DOCS), DOCS))
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        pytest.param({"disease": "Hodgkin lymphoma"}, {"hodgkin", "mixed"},
+                     id="hodgkin-not-non-hodgkin"),
+        pytest.param({"disease": "NHL"}, {"nhl"}, id="non-hodgkin-by-its-acronym"),
+        pytest.param({"disease": "lymphoma"}, {"hodgkin", "nhl", "b-nhl", "mixed"},
+                     id="lymphoma-covers-both"),
+        pytest.param({"disease": "Hodgkin lymphoma", "agent": "TRAIL"}, {"hodgkin"},
+                     id="map-cell"),
+    ],
+)
+def test_disease_terms_match_whole_words_and_not_their_negation(
+        filters: dict[str, Any], expected: set[str]) -> None:
+    assert _ids(filters) == expected
+
+
+@pytest.mark.parametrize(
+    ("evidence", "expected"),
+    [
+        pytest.param("phase-3", {"b-nhl", "old-index"}, id="level-key"),
+        pytest.param("Phase 3 trial", {"b-nhl", "old-index"}, id="level-label"),
+        pytest.param("Phase 1\u20132 trial", {"nhl"}, id="label-with-en-dash"),
+        pytest.param("phase 1-2 trial", {"nhl"}, id="label-with-hyphen"),
+        pytest.param(["In vitro / ex vivo", "in-vivo"], {"hodgkin", "mixed"}, id="two-levels"),
+        pytest.param("clinical", {"nhl"}, id="front-matter-word"),
+        pytest.param("preclinical", {"hodgkin", "mixed"}, id="front-matter-word-2"),
+        pytest.param("Meta-analysis / systematic review", set(), id="no-document"),
+    ],
+)
+def test_evidence_selects_by_level_or_by_the_notes_own_words(
+        evidence: Any, expected: set[str]) -> None:
+    assert _ids({"evidence": evidence}) == expected
+
+
+def test_evidence_resolves_to_document_ids_every_backend_compiles() -> None:
+    (condition,) = build_filter({"evidence": "Phase 3 trial"}, DOCS).conditions
+    assert condition == Condition("doc_id", ("b-nhl", "old-index"))
+    both = build_filter({"evidence": "phase-3", "doc_id": "b-nhl,nhl"}, DOCS)
+    assert set(matching_docs(both, DOCS)) == {"b-nhl"}
+    (nothing,) = build_filter({"evidence": "observational"}, DOCS).conditions
+    assert nothing == Condition("doc_id", ())
