@@ -84,17 +84,12 @@ def find_constraints(question: str, *, is_unseen: Callable[[str], bool] | None =
     """
     table = table or load_synonyms()
     found: list[Constraint] = []
-    seen_groups: set[int] = set()
     covered_tokens: set[str] = set()
-    for hit, names in table.find(question):
-        group = table.group_index(names[0])
-        if group is None or group in seen_groups:
-            continue
-        seen_groups.add(group)
+    for hit, group in table.matches(question):  # one name per group
         kind = table.kinds[group] if table.kinds else "other"
         covered_tokens.update(tokenize(hit))
         if kind in KEY_KINDS:
-            found.append(Constraint(kind, _label(question, hit, names[0]), group))
+            found.append(Constraint(kind, _label(question, hit, table.groups[group][0]), group))
     for match in _DRUG.finditer(question):
         tokens = tokenize(match.group(0))
         if tokens and not covered_tokens.issuperset(tokens):
@@ -151,8 +146,7 @@ def doc_evidence(doc_id: str, texts: Iterable[str], meta: Mapping[str, Any], *,
         parts.extend(str(v) for v in (value if isinstance(value, list) else [value]))
     parts.extend(texts)
     text = "\n".join(parts)
-    groups = frozenset(g for g in (table.group_index(names[0]) for _, names in table.find(text))
-                       if g is not None)
+    groups = frozenset(table.groups_in(text))
     # The library notes' study design ("clinical phase 1") names a phase too.
     phases = trial_phases(text) | trial_phases(str(meta.get("evidence") or ""))
     return DocEvidence(doc_id, groups, frozenset(phases), frozenset(tokenize(text)))

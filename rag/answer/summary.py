@@ -168,7 +168,7 @@ def _without_human_data(coverage: Sequence[ConstraintCoverage], clinical: Sequen
             continue
         if item.covered and any(c.doc_id == item.doc_id for c in clinical):
             continue
-        wanted = _groups(item.label, table)
+        wanted = table.groups_in(item.label)
         if not any(_covers(metadata.get(c.doc_id, {}), c.title, wanted, table)
                    for c in clinical):
             lacking.append(item.label)
@@ -177,13 +177,8 @@ def _without_human_data(coverage: Sequence[ConstraintCoverage], clinical: Sequen
 
 def _covers(meta: Mapping[str, Any], title: str, wanted: set[int], table: SynonymTable) -> bool:
     text = " ; ".join([title, *_strings(meta.get("diseases")), *_strings(meta.get("mesh"))])
-    have = _groups(text, table)
+    have = table.groups_in(text)
     return any(table.covers(g, w) for g in have for w in wanted)
-
-
-def _groups(text: str, table: SynonymTable) -> set[int]:
-    found = (table.group_index(names[0]) for _, names in table.find(text))
-    return {g for g in found if g is not None}
 
 
 def _strings(value: Any) -> list[str]:

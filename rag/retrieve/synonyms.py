@@ -62,7 +62,12 @@ class SynonymTable:
 
     def find(self, text: str) -> list[tuple[str, tuple[str, ...]]]:
         """Names in ``text`` that the table knows, each with its whole group."""
-        found: list[tuple[str, tuple[str, ...]]] = []
+        return [(hit, self.groups[group]) for hit, group in self.matches(text)]
+
+    def matches(self, text: str) -> list[tuple[str, int]]:
+        """Names in ``text`` that the table knows, each with its group's index; one name per
+        group, in the order the groups first appear."""
+        found: list[tuple[str, int]] = []
         seen: set[int] = set()
         stripped = re.sub(r"\.(?=\s|$)|[^\w\s\-/.κα-ω]", " ", re.sub(r"['\u2019]", "", text))
         normalized = " " + normalize_term(stripped) + " "
@@ -75,8 +80,12 @@ class SynonymTable:
             group = self._index[hit]
             if group not in seen:
                 seen.add(group)
-                found.append((hit, self.groups[group]))
+                found.append((hit, group))
         return found
+
+    def groups_in(self, text: str) -> set[int]:
+        """Indices of the groups that ``text`` names."""
+        return {group for _, group in self.matches(text)}
 
     def expand(self, text: str) -> list[str]:
         """Names to add to a search for ``text``: the other names of each name it uses."""
