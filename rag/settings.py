@@ -59,7 +59,8 @@ class StoreSettings(_Section):
     index_type: Literal["auto", "flat", "hnsw", "ivf-sq8", "ivf-pq"] = Field(
         "auto", description="auto: exact search up to 200,000 chunks, ivf-sq8 above (measured "
         "by `python -m rag bench`: the smallest index meeting p50 <= 20 ms and recall@10 >= 0.95 "
-        "at 1M vectors). flat/hnsw/ivf-sq8/ivf-pq force one type.")
+        "at 1M vectors). flat/hnsw/ivf-sq8/ivf-pq force one type at any size from 1,000 "
+        "chunks.")
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
     ivf_nlist: int = 0  # 0 = about 4*sqrt(n)

@@ -248,7 +248,13 @@ def test_an_approximate_index_is_used_as_it_is(tmp_path: Path, open_rag: OpenRag
     assert (tmp_path / "ivf" / snap.generation / "vectors.faiss").is_file()
     assert isinstance(snap.vector_index, FaissIndex)
     assert snap.vector_index.approximate.ntotal == 2_000
-    assert not snap.vector_index.searches_approximately  # 2,000 chunks: exact search
+    # a type named in the settings is searched at any size: the dense hits are FAISS's own
+    # (8-bit scores), not the exact scan's
+    query = snap.vector_index.exact.vectors([7])[0]
+    hits = snap.vector_index.search(query, k=10)
+    scores, _ = snap.vector_index.approximate.search(query.reshape(1, -1), 10)
+    assert hits.ids[0] == 7 and np.array_equal(hits.scores, scores[0])
+    assert not np.array_equal(hits.scores, snap.vector_index.exact.search(query, 10).scores)
     passages = open_rag(tmp_path / "ivf").search("synthetic chunk 1234 about TRAIL", k=10)
     assert "synth-000012:1234" in [p.chunk_id for p in passages]  # the vectors are random
 

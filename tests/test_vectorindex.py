@@ -30,16 +30,13 @@ def _reopen(index: VectorIndex, folder: Path, table: RowTable) -> VectorIndex:
 
 def _faiss(kind: str, **store: int) -> Backend:
     def make(dim: int, table: RowTable) -> VectorIndex:
-        # exact_limit=0: even 2,000 rows go through FAISS, so the test exercises it
-        return FaissIndex(dim, kind=kind, store=StoreSettings(**store), rows=table,
-                          exact_limit=0)
+        return FaissIndex(dim, kind=kind, store=StoreSettings(**store), rows=table)
 
     def reopen(index: VectorIndex, folder: Path, table: RowTable) -> VectorIndex:
         loaded = _reopen(index, folder, table)
         assert isinstance(loaded, FaissIndex)
         return FaissIndex(loaded.dimension, kind=kind, store=StoreSettings(**store),
-                          rows=table, exact=loaded.exact, approximate=loaded.approximate,
-                          exact_limit=0)
+                          rows=table, exact=loaded.exact, approximate=loaded.approximate)
 
     return Backend(make, reopen, approximate=True)
 
@@ -86,8 +83,8 @@ def test_index_types_find_the_exact_neighbours(kind: str) -> None:
 def test_configure_search_restores_the_knobs() -> None:
     data = _clustered(2_000)
     hnsw = build_vector_index(data, StoreSettings(index_type="hnsw"))
-    configure_search(hnsw, {"store": {"hnsw_ef_search": 77}})
+    configure_search(hnsw, StoreSettings(hnsw_ef_search=77))
     assert hnsw.hnsw.efSearch == 77
     ivf = build_vector_index(data, StoreSettings(index_type="ivf-sq8", ivf_nlist=16))
-    configure_search(ivf, {"store": {"ivf_nprobe": 1000}})
+    configure_search(ivf, StoreSettings(ivf_nprobe=1000))
     assert ivf.nprobe == 16  # never more lists than the index has

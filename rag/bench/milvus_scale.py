@@ -70,7 +70,7 @@ def _make(system: str, folder: Path, rows: Any) -> Any:
     if system == "faiss-exact":
         return ExactIndex(DIM, rows=rows)
     if system == "faiss-ivf-sq8":
-        return FaissIndex(DIM, kind="ivf-sq8", store=StoreSettings(), rows=rows, exact_limit=0)
+        return FaissIndex(DIM, kind="ivf-sq8", store=StoreSettings(), rows=rows)
     kind = "FLAT" if system.endswith("flat") else "IVF_SQ8"
     target = MilvusTarget(uri=str(folder / "milvus.db"), token="", timeout_s=600,
                           prefix="bench", index_type=kind)

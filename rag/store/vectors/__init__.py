@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from rag.settings import StoreSettings
 from rag.store.vectors.base import (
     FILTER_FIELDS,
     META_FIELDS,
@@ -36,32 +37,26 @@ from rag.store.vectors.exact import ExactIndex
 from rag.store.vectors.faiss_index import FaissIndex, resolve_index_type
 
 __all__ = ["FILTER_FIELDS", "META_FIELDS", "Condition", "Filter", "Hits", "RowTable",
-           "VectorIndex", "load_vector_index", "meta_values", "new_vector_index", "resolve_kind",
+           "VectorIndex", "load_vector_index", "meta_values", "new_vector_index",
            "row_mask"]
 
 
-def resolve_kind(store: Any, n_vectors: int) -> str:
-    """The concrete index type for the settings and corpus size (``auto``: exact up to
-    ``EXACT_SEARCH_LIMIT`` rows, ``ivf-sq8`` above)."""
-    return resolve_index_type(store.index_type, n_vectors)
-
-
-def new_vector_index(store: Any, *, dimension: int, n_vectors: int, rows: RowTable,
-                     location: tuple[Path, str] | None = None) -> VectorIndex:
+def new_vector_index(store: StoreSettings, *, dimension: int, n_vectors: int, rows: RowTable,
+                     location: tuple[Path, str]) -> VectorIndex:
     """An empty index of the kind the settings ask for (the factory for writers).
 
     ``location`` is (index folder, generation name); the Milvus backend names its collection
     after the generation.
     """
-    if getattr(store, "backend", "faiss") == "milvus":
+    if store.backend == "milvus":
         from rag.store.vectors.milvus_connect import target_for
         from rag.store.vectors.milvus_index import MilvusIndex
 
-        folder, generation = location or (None, "gen-000000")
+        folder, generation = location
         return MilvusIndex.create(dimension, target=target_for(store, folder),
                                   generation=generation, rows=rows)
-    kind = resolve_kind(store, n_vectors)
-    if kind == "flat" or n_vectors < 1000:
+    kind = resolve_index_type(store.index_type, n_vectors)
+    if kind == "flat" or n_vectors < 1000:  # too few rows to train an approximate index
         return ExactIndex(dimension, rows=rows)
     return FaissIndex(dimension, kind=kind, store=store, rows=rows)
 

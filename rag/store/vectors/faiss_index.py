@@ -28,7 +28,7 @@ from rag.store.vectors.base import Filter, Hits, LocalVectors, RowTable
 from rag.store.vectors.exact import ExactIndex
 
 __all__ = ["EXACT_SEARCH_LIMIT", "FAISS_FILE", "FaissIndex", "build_vector_index",
-           "configure_search", "resolve_index_type"]
+           "configure_search", "resolve_index_type", "stored_settings"]
 
 FAISS_FILE = "vectors.faiss"
 
@@ -79,31 +79,36 @@ def build_vector_index(vectors: np.ndarray, store: StoreSettings) -> Any:
     return index
 
 
-def configure_search(index: Any, manifest: dict[str, Any]) -> None:
+def configure_search(index: Any, store: StoreSettings) -> None:
     """Restore query-time parameters that faiss does not keep in the file."""
-    store = manifest.get("store") or {}
     if hasattr(index, "hnsw"):
-        index.hnsw.efSearch = int(store.get("hnsw_ef_search", 128))
+        index.hnsw.efSearch = store.hnsw_ef_search
     if hasattr(index, "nprobe"):
-        index.nprobe = min(int(store.get("ivf_nprobe", 32)), int(index.nlist))
+        index.nprobe = min(store.ivf_nprobe, int(index.nlist))
+
+
+def stored_settings(manifest: Mapping[str, Any]) -> StoreSettings:
+    """The store settings a generation was written with (its manifest keeps them)."""
+    recorded = dict(manifest.get("store") or {})
+    return StoreSettings(**{k: v for k, v in recorded.items() if k in StoreSettings.model_fields})
 
 
 class FaissIndex(LocalVectors):
     """An approximate FAISS index over the exact vectors it keeps beside it.
 
-    Unfiltered queries go to FAISS once the index holds more than ``exact_limit`` rows;
-    filtered queries, smaller indexes and :meth:`vectors` use the exact vectors (memory-mapped
-    when loaded, so only the rows a question touches are read).
+    Unfiltered queries go to FAISS; filtered queries and :meth:`vectors` use the exact
+    vectors (memory-mapped when loaded, so only the rows a question touches are read). With
+    ``store.index_type = auto`` this index exists only above ``EXACT_SEARCH_LIMIT`` chunks;
+    a type named in the settings is used at any size.
     """
 
-    def __init__(self, dimension: int, *, kind: str, store: StoreSettings | Any,
+    def __init__(self, dimension: int, *, kind: str, store: StoreSettings,
                  rows: RowTable | None = None, exact: ExactIndex | None = None,
-                 approximate: Any = None, exact_limit: int = EXACT_SEARCH_LIMIT) -> None:
+                 approximate: Any = None) -> None:
         self.kind = kind
         self._store = store
         self._exact = exact if exact is not None else ExactIndex(dimension, rows=rows)
         self._approximate = approximate
-        self._exact_limit = exact_limit
         # Row ids in the order the approximate index holds them (its positions map to these).
         self._built_ids = np.sort(self._exact.ids())
 
@@ -121,10 +126,6 @@ class FaissIndex(LocalVectors):
         """The FAISS index (None until built)."""
         return self._approximate
 
-    @property
-    def searches_approximately(self) -> bool:
-        return self._approximate is not None and self.count() > self._exact_limit
-
     def count(self) -> int:
         return self._exact.count()
 
@@ -137,10 +138,9 @@ class FaissIndex(LocalVectors):
         self._approximate = None
 
     def search(self, query: np.ndarray, k: int, *, filter: Filter | None = None) -> Hits:
-        if filter is not None and filter.conditions:
+        if (filter is not None and filter.conditions) or self.count() == 0:
+            # filters need the exact rows; an empty index has nothing to train FAISS on
             return self._exact.search(query, k, filter=filter)
-        if self.count() <= self._exact_limit:
-            return self._exact.search(query, k)
         if self._approximate is None:
             self._approximate = self._build()
         scores, ids = self._approximate.search(
@@ -163,19 +163,16 @@ class FaissIndex(LocalVectors):
              rows: RowTable | None = None) -> FaissIndex:
         import faiss
 
+        store = stored_settings(manifest)
         approximate = faiss.read_index(str(folder / FAISS_FILE))
-        configure_search(approximate, dict(manifest))
+        configure_search(approximate, store)
         exact = ExactIndex.load(folder, rows=rows, scattered=True)
-        store = manifest.get("store") or {}
         return cls(exact.dimension, kind=str(manifest.get("index_type")), store=store,
                    rows=rows, exact=exact, approximate=approximate)
 
     def _build(self) -> Any:
-        settings = self._store if isinstance(self._store, StoreSettings) else \
-            StoreSettings(**{k: v for k, v in dict(self._store).items()
-                             if k in StoreSettings.model_fields})
         ids = np.sort(self._exact.ids())
         index = build_vector_index(self._exact.vectors(ids),
-                                   settings.model_copy(update={"index_type": self.kind}))
+                                   self._store.model_copy(update={"index_type": self.kind}))
         self._built_ids = ids
         return index
