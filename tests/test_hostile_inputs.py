@@ -697,6 +697,16 @@ _ANSWERED = """() => {
 }"""
 
 
+# counts, in the page, what an injection would have left behind: scripts that call alert(),
+# inline event handlers, frames/objects, javascript: links
+_INJECTED_JS = """() => ({
+    scripts: [...document.scripts].filter(s => s.textContent.includes('alert(')).length,
+    handlers: document.querySelectorAll('[onerror], [onclick], [onload]').length,
+    frames: document.querySelectorAll('iframe, object, embed').length,
+    js_links: document.querySelectorAll('a[href^="javascript:" i]').length,
+})"""
+
+
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
                     reason="needs Debian chromium: apt-get install chromium (CI installs it)")
@@ -723,23 +733,13 @@ def test_no_script_runs_in_the_browser(ui_run: UiRun) -> None:
                 page.wait_for_function(_ANSWERED, timeout=120_000)
                 if "zorvexin" in question:
                     page.locator("#rag-sources", has_text="Hostile page on DR5").wait_for()
-            injected = page.evaluate("""() => ({
-                scripts: [...document.scripts].filter(s => s.textContent.includes('alert(')).length,
-                handlers: document.querySelectorAll('[onerror], [onclick], [onload]').length,
-                frames: document.querySelectorAll('iframe, object, embed').length,
-                js_links: document.querySelectorAll('a[href^="javascript:" i]').length,
-            })""")
+            injected = page.evaluate(_INJECTED_JS)
             text = page.locator("body").inner_text()
             # the Library tab: table, evidence map and timeline over the hostile uploads
             page.get_by_role("tab", name="Library").click()
             page.locator("#rag-evidence-map svg").first.wait_for(timeout=60_000)
             page.locator("#rag-timeline svg").first.wait_for(timeout=60_000)
-            library = page.evaluate("""() => ({
-                scripts: [...document.scripts].filter(s => s.textContent.includes('alert(')).length,
-                handlers: document.querySelectorAll('[onerror], [onclick], [onload]').length,
-                frames: document.querySelectorAll('iframe, object, embed').length,
-                js_links: document.querySelectorAll('a[href^="javascript:" i]').length,
-            })""")
+            library = page.evaluate(_INJECTED_JS)
         finally:
             browser.close()
     assert dialogs == []
