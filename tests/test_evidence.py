@@ -4,12 +4,12 @@ carry their level, and clinical-first ranking."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
 import pytest
+from pubmed_support import pubmed_article, pubmed_set
 
 from rag import RAG, Settings
 from rag.answer.summary import clinical_weight, prefer_clinical, summarize_evidence
@@ -91,22 +91,6 @@ def test_unknown_front_matter_value_falls_back_to_the_text() -> None:
 # -- 2. PubMed publication types and MeSH terms, from PubMed XML -----------------------------
 
 
-def pubmed_article(pmid: str, title: str, abstract: str, types: Sequence[str],
-                   mesh: Sequence[str] = (), year: str | None = "2012") -> str:
-    date = f"<PubDate><Year>{year}</Year></PubDate>" if year else "<PubDate/>"
-    type_list = "".join(f"<PublicationType>{escape(t)}</PublicationType>" for t in types)
-    mesh_list = "".join(f"<MeshHeading><DescriptorName>{escape(m)}</DescriptorName>"
-                        "</MeshHeading>" for m in mesh)
-    return (
-        f"<PubmedArticle><MedlineCitation><PMID>{pmid}</PMID><Article>"
-        f"<Journal><JournalIssue>{date}</JournalIssue><Title>J</Title></Journal>"
-        f"<ArticleTitle>{escape(title)}</ArticleTitle>"
-        f"<Abstract><AbstractText>{escape(abstract)}</AbstractText></Abstract>"
-        f"<PublicationTypeList>{type_list}</PublicationTypeList></Article>"
-        f"<MeshHeadingList>{mesh_list}</MeshHeadingList></MedlineCitation></PubmedArticle>"
-    )
-
-
 _PLAIN = "TRAIL was studied."
 # pmid: (publication types, MeSH terms, title, expected level, expected basis)
 PUBMED_CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str, str, str]] = {
@@ -145,11 +129,10 @@ PUBMED_CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str, str, str]] 
 
 @pytest.fixture(scope="module")
 def pubmed_docs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    articles = [pubmed_article(pmid, title, _PLAIN, types, mesh)
+    articles = [pubmed_article(pmid, title, _PLAIN, types=types, mesh=mesh)
                 for pmid, (types, mesh, title, _, _) in PUBMED_CASES.items()]
     path = tmp_path_factory.mktemp("pubmed") / "articles.xml"
-    path.write_text(f"<PubmedArticleSet>{''.join(articles)}</PubmedArticleSet>",
-                    encoding="utf-8")
+    path.write_text(pubmed_set(articles), encoding="utf-8")
     docs = load_file(path, Settings().loader)
     return {d.meta["pmid"]: d for d in docs}
 
@@ -167,13 +150,6 @@ def test_pubmed_publication_types(pubmed_docs: dict[str, Any], pmid: str) -> Non
     found = classify_document(doc.meta, doc.title, doc.text)
     assert (found.level, found.basis) == (level, basis), found.reason
     assert found.reason
-
-
-def test_pubmed_accuracy_on_known_types(pubmed_docs: dict[str, Any]) -> None:
-    """All built records classified as their publication types say (accuracy 1.0)."""
-    right = sum(classify_document(d.meta, d.title, d.text).level == PUBMED_CASES[p][3]
-                for p, d in pubmed_docs.items())
-    assert right == len(PUBMED_CASES)
 
 
 # -- 3. text rules ---------------------------------------------------------------------------
@@ -235,11 +211,12 @@ def test_text_rules_ignore_phases_outside_a_trial() -> None:
 
 
 def test_text_classifier_on_the_library_notes() -> None:
-    """The README's figure: the front-matter labels hidden, the text rules reach >= 0.80."""
+    """The README's figure: with the front-matter labels hidden, the text rules agree with them
+    on 86 of the 93 notes (0.925); one more miss (85/93 = 0.914) falls below the 0.92 floor."""
     scored, left_out = score_notes([PROJECT_ROOT / "seeds"])
     assert len(scored) >= 93 and left_out == 0
     accuracy = sum(s.expected == s.predicted.level for s in scored) / len(scored)
-    assert accuracy >= 0.80
+    assert accuracy >= 0.92
     report = format_report(scored, left_out)
     assert report.startswith(f"accuracy: {accuracy:.3f} (")
     in_vitro = sum(s.expected == "in-vitro" for s in scored)

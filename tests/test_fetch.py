@@ -23,6 +23,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 from appserver import free_port
+from pubmed_support import pubmed_article, pubmed_set
 
 from rag.ingest.loaders import load_file
 from rag.interfaces.cli import main
@@ -75,9 +76,6 @@ ARTICLES = [
 ]
 PMIDS = [a.pmid for a in ARTICLES]
 
-PUBMED_HEAD = ('<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD '
-               'PubMedArticle, 1st January 2025//EN" "https://dtd.nlm.nih.gov/ncbi/pubmed/out/'
-               'pubmed_250101.dtd">\n<PubmedArticleSet>\n')
 JATS_HEAD = ('<?xml version="1.0" ?>\n<!DOCTYPE pmc-articleset PUBLIC "-//NLM//DTD ARTICLE SET '
              '2.0//EN" "https://dtd.nlm.nih.gov/ncbi/pmc/articleset/nlm-articleset-2.0.dtd">\n'
              '<pmc-articleset><article xmlns:xlink="http://www.w3.org/1999/xlink" '
@@ -94,22 +92,6 @@ myeloma cells and stabilised the receptor at the cell surface. Adding TRAIL afte
 activated caspase-8 within two hours.</p></sec><sec><title>Discussion</title><p>Proteasome
 inhibition restores death receptor signalling in myeloma cells that resist TRAIL alone.</p>
 </sec></body>"""
-
-
-def pubmed_article(a: Article, *, broken: bool = False) -> str:
-    title = escape(a.title) + (" <i>unclosed" if broken else "")
-    pmc = f'<ArticleId IdType="pmc">{a.pmcid}</ArticleId>' if a.pmcid else ""
-    return (
-        f'<PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM"><PMID Version="1">'
-        f'{a.pmid}</PMID><Article PubModel="Print"><Journal><JournalIssue CitedMedium="Internet">'
-        f"<PubDate><Year>{a.year}</Year></PubDate></JournalIssue><Title>Journal of Test "
-        f"Haematology</Title><ISOAbbreviation>J Test Haematol</ISOAbbreviation></Journal>"
-        f"<ArticleTitle>{title}</ArticleTitle><Abstract><AbstractText>{escape(a.abstract)}"
-        f'</AbstractText></Abstract><AuthorList CompleteYN="Y"><Author ValidYN="Y"><LastName>'
-        f"Tester</LastName><ForeName>Ada</ForeName><Initials>A</Initials></Author></AuthorList>"
-        f'</Article></MedlineCitation><PubmedData><ArticleIdList><ArticleId IdType="pubmed">'
-        f"{a.pmid}</ArticleId>{pmc}</ArticleIdList></PubmedData></PubmedArticle>\n"
-    )
 
 
 def jats(a: Article, *, open_access: bool) -> str:
@@ -206,9 +188,10 @@ class Stub:
         else:
             start = int(params["retstart"])
             ids = self.searches[params["WebEnv"]][start:start + int(params["retmax"])]
-        body = "".join(pubmed_article(self.articles[i], broken=i in self.malformed)
-                       for i in ids if i in self.articles)
-        return 200, "text/xml", f"{PUBMED_HEAD}{body}</PubmedArticleSet>\n"
+        found = [self.articles[i] for i in ids if i in self.articles]
+        return 200, "text/xml", pubmed_set([
+            pubmed_article(a.pmid, a.title, a.abstract, year=a.year, pmcid=a.pmcid,
+                           broken=a.pmid in self.malformed) for a in found])
 
     def pmc(self, number: str) -> tuple[int, str, str]:
         for a in ARTICLES:
