@@ -4,21 +4,33 @@ records and where each sentence lives in the index)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from rag.answer.features import Candidate
 from rag.answer.sentence_vectors import chunk_sentence_vectors
+from rag.ingest.chunking import section_at
 from rag.retrieve.hybrid import Concept, Retrieval
 from rag.settings import AnswerSettings
 from rag.store.snapshot import IndexSnapshot
+from rag.types import Section
 
 __all__ = ["CandidatePool", "concept_weights", "gather_candidates"]
 
 _MIN_WORDS = 5
+
+
+@dataclass(frozen=True)
+class _DocFacts:
+    """What every candidate of one document shares."""
+
+    end: int | None  # where its last section ends (None without sections)
+    sections: tuple[Section, ...]
+    section_starts: list[int]
+    terms: str  # title and metadata tags
 
 
 @dataclass(frozen=True)
@@ -66,25 +78,36 @@ def gather_candidates(found: Retrieval, snap: IndexSnapshot, settings: AnswerSet
     unique = list(dict.fromkeys(rows))
     passage_dense = (snap.chunk_vectors(unique) @ found.query_vector).tolist() if unique else []
     vectors = chunk_sentence_vectors(snap, unique, embedder)
+    facts: dict[str, _DocFacts] = {}
     for chunk_row, closeness in zip(unique, passage_dense, strict=True):
-        _add_chunk(pool, chunk_row, snap, vectors[chunk_row] @ found.query_vector, seen,
-                   passage_rank.get(chunk_row, len(found.rows)),
-                   doc_rank.get(snap.chunks[chunk_row].doc_id, len(ranked_docs)), closeness)
+        doc_id = snap.chunks[chunk_row].doc_id
+        if doc_id not in facts:
+            facts[doc_id] = _doc_facts(snap, chunk_row)
+        _add_chunk(pool, chunk_row, snap, facts[doc_id], vectors[chunk_row] @ found.query_vector,
+                   seen, passage_rank.get(chunk_row, len(found.rows)),
+                   doc_rank.get(doc_id, len(ranked_docs)), closeness)
     _link_neighbours(pool)
     return pool
 
 
-def _add_chunk(pool: CandidatePool, chunk_row: int, snap: IndexSnapshot, dense: np.ndarray,
-               seen: set[tuple[str, int]], rank: int, doc_rank: int,
+def _doc_facts(snap: IndexSnapshot, chunk_row: int) -> _DocFacts:
+    """The shared facts of the document behind ``chunk_row``."""
+    record = snap.docs[snap.chunks[chunk_row].doc_id]
+    return _DocFacts(end=max((s.end for s in record.sections), default=None),
+                     sections=record.sections,
+                     section_starts=[s.start for s in record.sections],
+                     terms=_doc_terms(record.title, record.meta))
+
+
+def _add_chunk(pool: CandidatePool, chunk_row: int, snap: IndexSnapshot, doc: _DocFacts,
+               dense: np.ndarray, seen: set[tuple[str, int]], rank: int, doc_rank: int,
                passage_dense: float) -> None:
     chunk = snap.chunks[chunk_row]
-    record = snap.docs[chunk.doc_id]
     sent_rows = snap.sentences.rows_of_chunk(chunk_row)
     if not len(sent_rows):
         return
-    length = max((s.end for s in record.sections), default=chunk.end) or 1
-    section_starts = sorted(s.start for s in record.sections)
-    terms = _doc_terms(record.title, record.meta)
+    # Positions are relative to the document's length (a chunk's end without sections).
+    length = (chunk.end if doc.end is None else doc.end) or 1
     for sent_row, cosine in zip(sent_rows.tolist(), dense.tolist(), strict=True):
         start, end = snap.sentences.span(sent_row)
         if (chunk.doc_id, start) in seen:
@@ -93,23 +116,15 @@ def _add_chunk(pool: CandidatePool, chunk_row: int, snap: IndexSnapshot, dense: 
         text = chunk.text[max(0, start - chunk.start): end - chunk.start]
         if len(text.split()) < _MIN_WORDS:
             continue
-        section = _section_title(record.sections, start) or chunk.section
+        section = section_at(doc.sections, doc.section_starts, start)
         pool.candidates.append(Candidate(
-            text=text, section=section, doc_id=chunk.doc_id, passage_rank=rank,
-            doc_rank=doc_rank, dense=cosine, passage_dense=passage_dense,
-            position=start / length, first_in_section=start in section_starts,
-            doc_terms=terms))
+            text=text, section=(section.title if section else "") or chunk.section,
+            doc_id=chunk.doc_id, passage_rank=rank, doc_rank=doc_rank, dense=cosine,
+            passage_dense=passage_dense, position=start / length,
+            first_in_section=start in doc.section_starts, doc_terms=doc.terms))
         pool.chunk_rows.append(chunk_row)
         pool.sentence_rows.append(sent_row)
         pool.spans.append((start, end))
-
-
-def _section_title(sections: Sequence[Any], offset: int) -> str:
-    title = ""
-    for section in sections:
-        if section.start <= offset:
-            title = section.title
-    return title
 
 
 def _doc_terms(title: str, meta: Mapping[str, Any]) -> str:
@@ -131,8 +146,5 @@ def _link_neighbours(pool: CandidatePool) -> None:
             prev_text = pool.candidates[members[position - 1]].text if position else ""
             next_text = (pool.candidates[members[position + 1]].text
                          if position + 1 < len(members) else "")
-            cand = pool.candidates[i]
-            pool.candidates[i] = Candidate(
-                cand.text, cand.section, cand.doc_id, cand.passage_rank, cand.doc_rank,
-                cand.dense, cand.passage_dense, cand.position, cand.first_in_section,
-                cand.doc_terms, prev_text, next_text)
+            pool.candidates[i] = replace(pool.candidates[i], prev_text=prev_text,
+                                         next_text=next_text)

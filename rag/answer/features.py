@@ -24,12 +24,11 @@ import numpy as np
 
 from rag.answer.question import QuestionType, expected_cues, sentence_cues
 from rag.errors import ConfigError
+from rag.retrieve.hybrid import Concept
 from rag.store.lexical import tokenize
 
 __all__ = ["FEATURES", "Candidate", "SentenceModel", "feature_matrix", "is_framing",
            "load_sentence_model", "novelty_of", "question_vocabulary", "section_role"]
-
-Concept = tuple[tuple[str, ...], ...]
 
 SECTION_ROLES = ("results", "conclusions", "discussion", "background", "methods", "other")
 _ROLE_PATTERNS = (
@@ -55,7 +54,7 @@ _NUMBER_WORDS = re.compile(
     r"(?=\s+(?:of|\w+(?:s|ed)\b|times|patients|tumou?rs|cases|samples|cell|lines))", re.I)
 _IDENTIFIER_DIGITS = re.compile(r"\b[a-z]+[-]?\d+[a-z]?\b", re.I)  # DR5, CD34, U266, p53
 _MECHANISM = re.compile(
-    r"\b(because|through|via|by (?:\w+ing|blocking|binding|recruiting|lowering|raising)|"
+    r"\b(because|through|via|by \w+ing|"
     r"due to|owing to|mediat\w*|depend\w*|requir\w*|block\w*|inhibit\w*|suppress\w*|"
     r"prevent\w*|loss of|lack of|lacking|absence of|express\w*|upregulat\w*|up-regulat\w*|"
     r"downregulat\w*|down-regulat\w*|recruit\w*|cleav\w*|activat\w*|degrad\w*|sequester\w*|"
@@ -158,6 +157,16 @@ def _covered(tokens: set[str], concepts: Sequence[Concept], weights: Sequence[fl
                if any(tokens.issuperset(alt) for alt in concept)) / total
 
 
+def _neighbour_coverage(text: str, by_text: dict[str, float], concepts: Sequence[Concept],
+                        weights: Sequence[float]) -> float:
+    """Coverage of a neighbouring sentence ("" for none). A neighbour is usually a candidate
+    too, whose coverage ``by_text`` already holds."""
+    if not text:
+        return 0.0
+    known = by_text.get(text)
+    return known if known is not None else _covered(set(tokenize(text)), concepts, weights)
+
+
 def _numbers(text: str) -> int:
     cleaned = _IDENTIFIER_DIGITS.sub(" ", text)
     return len(_NUMBER.findall(cleaned)) + len(_NUMBER_WORDS.findall(cleaned))
@@ -182,19 +191,23 @@ def feature_matrix(qtype: QuestionType, question: str, concepts: Sequence[Concep
             pairs = [(c, w) for c, w, t in zip(concepts, weights, topic, strict=True) if not t]
             asked_concepts[cand.doc_id] = ([c for c, _ in pairs], [w for _, w in pairs])
     rows = [set(tokenize(cand.text)) for cand in candidates]
-    coverage = np.array([_covered(t, concepts, weights) for t in rows], dtype=np.float32)
+    covered = [_covered(t, concepts, weights) for t in rows]
+    coverage = np.array(covered, dtype=np.float32)
+    by_text = dict(zip((c.text for c in candidates), covered, strict=True))
     # A document covers what any of its candidate sentences or its title/tags cover.
     per_doc_tokens: dict[str, set[str]] = {}
     for cand, tokens in zip(candidates, rows, strict=True):
         per_doc_tokens.setdefault(cand.doc_id, set(tokenize(cand.doc_terms))).update(tokens)
+    doc_coverage = {doc_id: _covered(tokens, concepts, weights)
+                    for doc_id, tokens in per_doc_tokens.items()}
     dense = np.array([c.dense for c in candidates], dtype=np.float32)
+    top_sentence_dense, top_coverage = float(dense.max()), coverage.max()
     doc_dense: dict[str, float] = {}
     doc_cov: dict[str, float] = {}
     for cand, cov in zip(candidates, coverage.tolist(), strict=True):
         doc_dense[cand.doc_id] = max(doc_dense.get(cand.doc_id, -1.0), cand.dense)
         doc_cov[cand.doc_id] = max(doc_cov.get(cand.doc_id, 0.0), cov)
     top_dense, top_cov = max(doc_dense.values()), max(doc_cov.values())
-    types = qtype
     for i, (cand, tokens) in enumerate(zip(candidates, rows, strict=True)):
         asked, asked_w = asked_concepts[cand.doc_id]
         novelty = novelty_of(tokens, known)
@@ -205,19 +218,17 @@ def feature_matrix(qtype: QuestionType, question: str, concepts: Sequence[Concep
         is_role = {r: float(role == r) for r in SECTION_ROLES}
         values = {
             "dense": cand.dense,
-            "dense_gap": cand.dense - float(dense.max()),
+            "dense_gap": cand.dense - top_sentence_dense,
             "passage_dense": cand.passage_dense,
             "rank_prior": 1.0 / (1 + cand.passage_rank),
             "doc_rank_prior": 1.0 / (1 + cand.doc_rank),
             "first_doc": float(cand.doc_rank == 0),
             "coverage": float(coverage[i]),
-            "coverage_gap": float(coverage[i] - coverage.max()),
+            "coverage_gap": float(coverage[i] - top_coverage),
             "asked_coverage": _covered(tokens, asked, asked_w) if asked else 0.0,
-            "doc_coverage": _covered(per_doc_tokens[cand.doc_id], concepts, weights),
-            "prev_coverage": _covered(set(tokenize(cand.prev_text)), concepts, weights)
-            if cand.prev_text else 0.0,
-            "next_coverage": _covered(set(tokenize(cand.next_text)), concepts, weights)
-            if cand.next_text else 0.0,
+            "doc_coverage": doc_coverage[cand.doc_id],
+            "prev_coverage": _neighbour_coverage(cand.prev_text, by_text, concepts, weights),
+            "next_coverage": _neighbour_coverage(cand.next_text, by_text, concepts, weights),
             "novelty": novelty,
             "has_number": float(numbers > 0),
             "number_count": math.log1p(numbers),
@@ -234,19 +245,19 @@ def feature_matrix(qtype: QuestionType, question: str, concepts: Sequence[Concep
             "role_methods": is_role["methods"],
             "position": cand.position,
             "first_in_section": float(cand.first_in_section),
-            "q_quantity": float(types.quantity),
-            "q_mechanism": float(types.mechanism),
-            "q_entity": float(types.entity),
-            "q_finding": float(types.finding),
-            "q_yesno": float(types.yesno),
-            "quantity_x_number": float(types.quantity) * float(numbers > 0),
-            "mechanism_x_cues": float(types.mechanism) * math.log1p(mech),
-            "entity_x_names": float(types.entity) * math.log1p(len(names)),
-            "finding_x_results": float(types.finding) * math.log1p(result),
-            "yesno_x_conclusion": float(types.yesno) * math.log1p(conclusion),
-            "yesno_x_conclusions_role": float(types.yesno) * is_role["conclusions"],
-            "finding_x_results_role": float(types.finding) * is_role["results"],
-            "quantity_x_results_role": float(types.quantity) * is_role["results"],
+            "q_quantity": float(qtype.quantity),
+            "q_mechanism": float(qtype.mechanism),
+            "q_entity": float(qtype.entity),
+            "q_finding": float(qtype.finding),
+            "q_yesno": float(qtype.yesno),
+            "quantity_x_number": float(qtype.quantity) * float(numbers > 0),
+            "mechanism_x_cues": float(qtype.mechanism) * math.log1p(mech),
+            "entity_x_names": float(qtype.entity) * math.log1p(len(names)),
+            "finding_x_results": float(qtype.finding) * math.log1p(result),
+            "yesno_x_conclusion": float(qtype.yesno) * math.log1p(conclusion),
+            "yesno_x_conclusions_role": float(qtype.yesno) * is_role["conclusions"],
+            "finding_x_results_role": float(qtype.finding) * is_role["results"],
+            "quantity_x_results_role": float(qtype.quantity) * is_role["results"],
             "cue_match": matched / len(cues) if cues else 0.0,
             "cue_any": float(matched > 0),
             "cue_missing": float(len(cues) - matched),
@@ -270,9 +281,6 @@ class SentenceModel:
 
     def logits(self, matrix: np.ndarray) -> np.ndarray:
         return ((matrix - self.mean) / self.scale) @ self.weights + self.bias
-
-    def probabilities(self, matrix: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-self.logits(matrix)))
 
     def to_dict(self) -> dict[str, Any]:
         return {
