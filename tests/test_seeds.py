@@ -2,7 +2,10 @@
 identifiers, and no sentences about the note itself).
 
 Run: python -m pytest tests/test_seeds.py -q
-Uses only pyyaml and the standard library; everything it reads is inside the repository.
+Which files are notes, and where a note's front matter ends, come from the loader (what the
+indexer sees); the front matter itself is read with plain YAML, so that values the loader would
+quietly coerce (an unquoted pmid, a single disease instead of a list) are still reported.
+Everything it reads is inside the repository.
 """
 
 from __future__ import annotations
@@ -14,24 +17,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rag.ingest.evidence import classify_document
+from rag.ingest.loaders import iter_files
+from rag.ingest.loaders.textfiles import _FRONT_MATTER  # no public split of note and body
+from rag.settings import LoaderSettings
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SEEDS_DIR = PROJECT_ROOT / "seeds"
 TOPIC_LIST = SEEDS_DIR / "topics.yaml"
 
-# Markdown files in seeds/ (and sub-folders) are notes, except README.md (any case) and hidden
-# files/folders -- the same files the indexer loads as Markdown.
+# Markdown files in seeds/ (and sub-folders) are notes, except README.md and hidden files: the
+# files the indexer walks (iter_files), as the evidence report picks them.
 NOTE_SUFFIXES = (".md", ".markdown")
-
-
-def _is_note(path: Path) -> bool:
-    rel = path.relative_to(SEEDS_DIR)
-    return (
-        path.is_file()
-        and path.suffix.lower() in NOTE_SUFFIXES
-        and not any(part.startswith(".") for part in rel.parts)
-        and path.name.lower() != "readme.md"
-    )
-
 
 MIN_NOTES = 90
 MIN_TOPIC_KEYS = 90
@@ -39,6 +36,8 @@ MIN_BODY_WORDS = 150
 MAX_BODY_WORDS = 400
 YEAR_MIN, YEAR_MAX = 1950, 2026
 
+# The authoring vocabulary of seeds/README.md ("Evidence types (exact strings)"): narrower than
+# what the loader accepts, which test_readme_evidence_types_are_read_from_front_matter checks.
 ALLOWED_EVIDENCE = {
     "review",
     "mechanism",
@@ -53,10 +52,10 @@ ALLOWED_EVIDENCE = {
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,59}$")
 PMID_RE = re.compile(r"^[0-9]+$")
 TOPIC_KEY_RE = re.compile(r"^p[123]-\d{2}$")
-FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)(.*)\Z", re.S)
 
 
-NOTE_FILES = sorted(p for p in SEEDS_DIR.rglob("*") if _is_note(p))
+NOTE_FILES = sorted(path for path, _ in iter_files([SEEDS_DIR], LoaderSettings())
+                    if path.suffix.lower() in NOTE_SUFFIXES)
 
 # Sentences about the note or the page it was written from, not about the science. Bibliographic
 # provenance belongs in the front-matter field `provenance`, which is never indexed.
@@ -114,14 +113,15 @@ def chatter_hits(body: str) -> list[tuple[str, str]]:
 
 def split_note(path: Path) -> tuple[object, str]:
     """Return (parsed front matter, body). Raises AssertionError with a readable message."""
-    text = path.read_text(encoding="utf-8")
-    m = FRONT_MATTER_RE.match(text)
-    assert m, f"{path.name}: no YAML front matter between leading '---' lines"
+    text = path.read_bytes().decode("utf-8")  # no newline translation, as the loader reads
+    m = _FRONT_MATTER.match(text)
+    assert m, (f"{path.name}: the loader finds no YAML front matter between leading '---' "
+               "lines (Unix line ends)")
     try:
         meta = yaml.safe_load(m.group(1))
     except yaml.YAMLError as exc:  # pragma: no cover - message path
         raise AssertionError(f"{path.name}: front matter is not valid YAML: {exc}") from exc
-    return meta, m.group(2)
+    return meta, text[m.end():]
 
 
 def load_meta(path: Path) -> dict:
@@ -242,6 +242,12 @@ def test_evidence_value(path):
     assert evidence in ALLOWED_EVIDENCE, (
         f"{path.name}: evidence {evidence!r} not one of {sorted(ALLOWED_EVIDENCE)}"
     )
+
+
+@pytest.mark.parametrize("evidence", sorted(ALLOWED_EVIDENCE))
+def test_readme_evidence_types_are_read_from_front_matter(evidence):
+    found = classify_document({"evidence": evidence}, "A study", "")
+    assert found.basis == "front matter" and found.level != "unknown", found
 
 
 @note_param(NOTE_FILES)
