@@ -144,8 +144,16 @@ class RAG:
 
     # -- reading -------------------------------------------------------------------------
 
-    def documents(self) -> list[DocRecord]:
-        return sorted(self.snapshot.docs.values(), key=lambda d: d.doc_id)
+    def documents(self, filters: Mapping[str, Any] | None = None) -> list[DocRecord]:
+        """The indexed documents in id order; with ``filters`` (the keys of ``ask``: disease,
+        agent, evidence, topic, doc_id, year), only those passing them: the documents that
+        ``ask`` and ``search`` with the same filters draw their passages from."""
+        from rag.retrieve.filters import build_filter, matching_docs
+
+        docs = self.snapshot.docs
+        if not filters:
+            return sorted(docs.values(), key=lambda d: d.doc_id)
+        return [docs[d] for d in sorted(matching_docs(build_filter(filters, docs), docs))]
 
     def document(self, doc_id: str) -> Document:
         doc = self.snapshot.document(doc_id)

@@ -76,3 +76,44 @@ def test_evidence_resolves_to_document_ids_every_backend_compiles() -> None:
     assert set(matching_docs(both, DOCS)) == {"b-nhl"}
     (nothing,) = build_filter({"evidence": "observational"}, DOCS).conditions
     assert nothing == Condition("doc_id", ())
+
+
+# -- through the facade: the documents the Library lists are those Ask searches -----------------
+
+NOTES = {
+    "hl.md": "---\nid: hl\ntitle: c-FLIP in Reed-Sternberg cells\ndiseases: [Hodgkin lymphoma]\n"
+             "agents: [TRAIL]\nevidence: preclinical in vitro\n---\nc-FLIP blocks TRAIL "
+             "signalling in Hodgkin Reed-Sternberg cells.\n",
+    "nhl.md": "---\nid: nhl\ntitle: TRAIL receptor mutations in lymphoma\n"
+              "diseases: [non-Hodgkin lymphoma]\nagents: [TRAIL]\n---\nDR4 and DR5 mutations "
+              "in non-Hodgkin lymphoma blunt TRAIL signalling.\n",
+    "pubmed.txt": "A phase III trial of a TRAIL agonist in lymphoma\n\n- PMID: 11111111\n\n"
+                  "Abstract\nPatients with lymphoma received a TRAIL receptor agonist in this "
+                  "randomized phase III trial.\n",
+}
+
+
+@pytest.fixture
+def library(write_files: Any, open_fake_rag: Any, tmp_path: Any) -> Any:
+    rag = open_fake_rag(tmp_path / "index")
+    rag.add([write_files(NOTES)])
+    return rag
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        pytest.param(None, ["hl", "nhl", "pmid-11111111"], id="all"),
+        pytest.param({"disease": "Hodgkin lymphoma", "agent": "TRAIL"}, ["hl"], id="map-cell"),
+        pytest.param({"evidence": "Phase 3 trial"}, ["pmid-11111111"], id="pubmed-by-level"),
+        pytest.param({"evidence": "preclinical"}, ["hl"], id="front-matter-word"),
+    ],
+)
+def test_documents_are_those_a_filtered_search_draws_from(
+        library: Any, filters: dict[str, Any] | None, expected: list[str]) -> None:
+    from rag.interfaces.export import references_from_library
+
+    assert [d.doc_id for d in library.documents(filters)] == expected
+    searched = {p.doc_id for p in library.search("TRAIL lymphoma", k=20, filters=filters)}
+    assert searched == set(expected)
+    assert len(references_from_library(library, filters)) == len(expected)

@@ -23,10 +23,10 @@ from rag.interfaces.ui.evidence_data import (
     cell_view,
     contrast_ratio,
     evidence_data,
-    in_view,
     map_frame,
     plot_label,
     timeline_frame,
+    view_filters,
     years_view,
 )
 from rag.interfaces.ui.files import (
@@ -34,7 +34,8 @@ from rag.interfaces.ui.files import (
     session_folder,
     write_download,
 )
-from rag.interfaces.ui.render import badge_html, chat_message, sources_html
+from rag.interfaces.ui.render import badge_html, chat_message, filter_choices, sources_html
+from rag.retrieve.filters import build_filter, matching_docs
 from rag.types import Answer, Citation, Passage
 
 HOSTILE = "Payload <script>alert(1)</script> <img src=x onerror=alert(2)> ${alert(3)} `x`"
@@ -57,7 +58,7 @@ DOCS = [
     _doc("mm-trial", "phase-3", diseases=["multiple myeloma"], agents=["aponermin", "TRAIL"],
          year=2023),
     _doc("mm-cells", "in-vitro", diseases=["Multiple Myeloma"], agents=["trail"], year=2004),
-    _doc("mm-mice", "in-vivo", diseases=["multiple myeloma"], agents=["TRAIL"], year="2010"),
+    _doc("mm-mice", "in-vivo", diseases=["multiple myeloma"], agents=["TRAIL"], year=2010),
     _doc("aml-obs", "observational", diseases="acute myeloid leukemia", agents=["TRAIL"]),
     _doc("cll-no-level", diseases=["chronic lymphocytic leukemia"], agents=["TRAIL"],
          year=2015),  # no stored level: classified from the metadata alone -> unknown
@@ -65,6 +66,12 @@ DOCS = [
     _doc("hostile", "phase-1-2", title=HOSTILE, diseases=["mantle cell lymphoma"],
          agents=["TRAIL"], year=2019),
 ]
+
+
+def _in_view(view: dict[str, Any]) -> set[str]:
+    """The documents the Library table lists for ``view``: those its Ask filters pass."""
+    docs = {d.doc_id: d for d in DOCS}
+    return set(matching_docs(build_filter(view_filters(view), docs), docs))
 
 
 def _cells(docs: list[Doc] = DOCS) -> dict[tuple[str, str], Any]:
@@ -179,8 +186,9 @@ def test_evidence_data_for_the_api() -> None:
 def test_a_cell_click_selects_the_documents_tagged_with_both() -> None:
     view = cell_view(json.dumps(["multiple myeloma", "TRAIL"]))
     assert view == {"disease": "multiple myeloma", "agent": "TRAIL"}
-    assert {d.doc_id for d in DOCS if in_view(d, view)} == {"mm-trial", "mm-cells", "mm-mice"}
-    assert all(in_view(d, {}) for d in DOCS)
+    assert view_filters(view) == {"disease": ["multiple myeloma"], "agent": ["TRAIL"]}
+    assert _in_view(view) == {"mm-trial", "mm-cells", "mm-mice"}
+    assert view_filters({}) == {} and _in_view({}) == {d.doc_id for d in DOCS}
 
 
 @pytest.mark.parametrize("key", [
@@ -198,7 +206,21 @@ def test_a_brush_on_the_timeline_selects_clinical_studies_in_those_years() -> No
     assert years_view(["x", 1]) is None and years_view([1]) is None
     assert years_view([float("nan"), 2]) is None
     view = years_view([2015, 2023])
-    assert {d.doc_id for d in DOCS if in_view(d, view)} == {"mm-trial", "hostile"}
+    assert _in_view(view) == {"mm-trial", "hostile"}
+
+
+def test_filter_choices_are_tags_as_written_and_designs_by_label() -> None:
+    choices = filter_choices(DOCS)
+    assert choices["disease"] == ["acute myeloid leukemia", "chronic lymphocytic leukemia",
+                                  "mantle cell lymphoma", "multiple myeloma"]  # no bad tags
+    assert choices["agent"] == ["aponermin", "TRAIL"]
+    assert choices["evidence"] == ["Phase 3 trial", "Phase 1\u20132 trial",
+                                   "Observational / biomarker", "In vivo (animal)",
+                                   "In vitro / ex vivo", "Unknown"]
+    assert (choices["year_min"], choices["year_max"]) == (2004, 2023)
+    docs = {d.doc_id: d for d in DOCS}
+    for label in choices["evidence"]:  # each choice selects the documents shown with it
+        assert set(matching_docs(build_filter({"evidence": [label]}, docs), docs))
 
 
 # -- badges, summary, colours ---------------------------------------------------------------

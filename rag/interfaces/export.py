@@ -106,12 +106,8 @@ def references_from_library(rag: RAG, filters: Mapping[str, Any] | None = None
                             ) -> list[Reference]:
     """Every document of the index, or those passing ``filters`` (the keys of ``ask``:
     disease, agent, evidence, topic, doc_id, year), in document-id order."""
-    from rag.retrieve.filters import build_filter, matching_docs
-
-    docs = rag.snapshot.docs
-    wanted = set(matching_docs(build_filter(filters, docs), docs)) if filters else set(docs)
-    refs = [_reference(docs[d].meta, docs[d].title, evidence=evidence_of(docs[d].meta).level)
-            for d in sorted(wanted)]
+    refs = [_reference(d.meta, d.title, evidence=evidence_of(d.meta).level)
+            for d in rag.documents(filters)]
     return _with_keys(refs)
 
 

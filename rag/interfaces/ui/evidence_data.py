@@ -7,7 +7,8 @@ from the index's document records to the DataFrames Gradio's plots draw. No Grad
   Only the diseases and agents with the most documents are drawn; the rest are counted.
 - The **timeline** places each clinical study (human data) by year and design.
 - A **view** is what a click on either selects: ``{"disease": ..., "agent": ...}`` (a map
-  cell) or ``{"years": [low, high]}`` (clinical studies in a span of years).
+  cell) or ``{"years": [low, high]}`` (clinical studies in a span of years), and
+  :func:`view_filters` turns it into the Ask filters that select its documents.
 
 Labels are flattened to one line and shortened; the plots (Vega) draw them as text, and every
 HTML the UI builds from them goes through ``render.escape``.
@@ -26,15 +27,17 @@ import pandas as pd
 from rag.ingest.evidence import (
     CLINICAL_LEVELS,
     EVIDENCE_LABELS,
+    EVIDENCE_LEVELS,
     evidence_of,
     evidence_rank,
 )
 
-__all__ = ["LEVEL_COLORS", "MAP_COLUMNS", "TIMELINE_COLUMNS", "EvidenceMap", "MapCell",
+__all__ = ["CLINICAL_LABELS", "LEVEL_COLORS", "MAP_COLUMNS", "TIMELINE_COLUMNS", "EvidenceMap",
+           "MapCell",
            "axis_labels", "badge_css", "badge_text_color", "build_evidence_map",
            "cell_view", "clinical_studies", "contrast_ratio", "doc_year", "evidence_data",
-           "in_view", "level_color_map", "map_frame",
-           "plot_label", "tag_values", "timeline_frame", "years_view"]
+           "level_color_map", "map_frame", "plot_label", "tag_values", "timeline_frame",
+           "view_filters", "years_view"]
 
 # Clinical designs in greens, teals and blue (darkest = strongest), preclinical in oranges,
 # the rest in greys; every colour keeps a 3:1 contrast against a white page.
@@ -53,6 +56,8 @@ LEVEL_COLORS: dict[str, str] = {
 DARK_TEXT, LIGHT_TEXT = "#111827", "#ffffff"
 MAP_COLUMNS = ("Agent", "Disease", "Highest evidence", "Documents", "Titles", "cell")
 TIMELINE_COLUMNS = ("Year", "Design", "Studies", "Titles")
+CLINICAL_LABELS = tuple(EVIDENCE_LABELS[level] for level in EVIDENCE_LEVELS
+                        if level in CLINICAL_LEVELS)  # strongest first
 _LABEL_CHARS = 48
 _TITLE_CHARS = 90
 _TITLES_SHOWN = 3
@@ -130,8 +135,7 @@ def tag_values(meta: Mapping[str, Any], field: str) -> dict[str, str]:
 def doc_year(meta: Mapping[str, Any]) -> int | None:
     """The publication year, if the metadata holds a plausible one."""
     year = meta.get("year") if isinstance(meta, Mapping) else None
-    if isinstance(year, str) and year.strip().isdigit():
-        year = int(year.strip())
+    # The loaders store a year as a number; the filters (and so Ask) compare numbers only.
     if isinstance(year, int) and not isinstance(year, bool) and 1800 <= year <= 2200:
         return year
     return None
@@ -322,16 +326,13 @@ def years_view(span: Any) -> dict[str, list[int]] | None:
     return {"years": [first, last]}
 
 
-def in_view(doc: Record, view: Mapping[str, Any] | None) -> bool:
-    """Whether ``doc`` belongs to ``view`` (everything does to an empty view)."""
+def view_filters(view: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The Ask filters that select ``view``'s documents (``{}`` for an empty view): a map cell
+    is its disease and agent, a span of years the clinical studies of those years. The table
+    lists what these filters pass (``RAG.documents``), so it shows what Ask searches."""
     if not view:
-        return True
+        return {}
     if "years" in view:
         low, high = view["years"]
-        year = doc_year(doc.meta)
-        return (evidence_of(doc.meta).level in CLINICAL_LEVELS and year is not None
-                and low <= year <= high)
-    diseases, agents = tag_values(doc.meta, "diseases"), tag_values(doc.meta, "agents")
-    return (str(view.get("disease", "")).lower() in diseases
-            and str(view.get("agent", "")).lower() in agents)
-
+        return {"year": [int(low), int(high)], "evidence": list(CLINICAL_LABELS)}
+    return {"disease": [str(view.get("disease", ""))], "agent": [str(view.get("agent", ""))]}

@@ -3,7 +3,9 @@ filter it, the export of the library or the current view, upload and delete.
 
 A *view* (:mod:`rag.interfaces.ui.evidence_data`) is what a click on the map or a brush on the
 timeline selected; the table, the "shown" export and the note above the table follow it. A
-map cell also sets the Ask tab's disease and agent filters, a span of years its years box.
+map cell also sets the Ask tab's disease and agent filters, a span of years its years and
+evidence filters. The table lists the documents those same filters pass
+(:meth:`rag.RAG.documents`), so what it shows is what Ask searches.
 """
 
 from __future__ import annotations
@@ -18,7 +20,12 @@ import gradio as gr
 from rag.errors import RagError
 from rag.facade import RAG
 from rag.interfaces.export import EXPORT_SUFFIX, export_text, references_from_library
-from rag.interfaces.ui.evidence_data import cell_view, in_view, years_view
+from rag.interfaces.ui.evidence_data import (
+    CLINICAL_LABELS,
+    cell_view,
+    view_filters,
+    years_view,
+)
 from rag.interfaces.ui.evidence_view import (
     EvidenceView,
     build_evidence_view,
@@ -138,7 +145,8 @@ def wire_library(demo: gr.Blocks, tab: LibraryTab, ui: LibraryCallbacks, *,
     tab.evidence.cell_pick.input(ui.pick_cell, [tab.evidence.cell_pick, tab.search],
                                  [*view_outputs, ask.disease, ask.agent],
                                  api_visibility=_HIDDEN)
-    tab.evidence.timeline.select(ui.select_years, [tab.search], [*view_outputs, ask.years],
+    tab.evidence.timeline.select(ui.select_years, [tab.search],
+                                 [*view_outputs, ask.years, ask.evidence],
                                  api_visibility=_HIDDEN)
     tab.clear_view_btn.click(ui.clear_view, [tab.search], view_outputs, api_visibility=_HIDDEN)
     gr.on([tab.table.change, tab.export_format.change, tab.export_scope.change],
@@ -165,19 +173,20 @@ class LibraryCallbacks:
             docs, summary = [], f"**Library unavailable:** {escape_markdown(exc)}"
         choices = filter_choices(docs)
         delete_choices = [(f"{d.title} ({d.doc_id})", d.doc_id) for d in docs]
+        shown = self._shown(view) if view else docs
         return (
             summary,
-            self._table(docs, query, view),
+            self._table(shown, query),
             gr.update(choices=delete_choices, value=[]),
             *(gr.update(choices=choices[key]) for key in ("disease", "agent", "evidence")),
             gr.update(info=f"the library spans {choices['year_min']}–{choices['year_max']}"
                       if choices["year_min"] else None),
-            view_note(view, len([d for d in docs if in_view(d, view)])),
+            view_note(view, len(shown)),
             *evidence_updates(docs),
         )
 
     def filter_table(self, query: str, view: Mapping[str, Any] | None) -> Any:
-        return self._table(self._documents(), query, view)
+        return self._table(self._shown(view), query)
 
     def select_cell(self, query: str, evt: gr.EventData) -> tuple[Any, ...]:
         data = getattr(evt, "_data", None)
@@ -188,37 +197,38 @@ class LibraryCallbacks:
         view = cell_view(key)
         if view is None:
             return (gr.skip(),) * 5
-        docs = self._documents()
-        choices = filter_choices(docs)
+        choices = filter_choices(self._shown({}))
         ask = [_choice(choices[k], view[k]) for k in ("disease", "agent")]
-        return (*self._view_outputs(docs, query, view),
+        return (*self._view_outputs(query, view),
                 *(gr.update(value=[v]) if v else gr.skip() for v in ask))
 
     def select_years(self, query: str, evt: gr.SelectData) -> tuple[Any, ...]:
         view = years_view(evt.index)
         if view is None:
-            return (gr.skip(),) * 4
+            return (gr.skip(),) * 5
         low, high = view["years"]
-        return (*self._view_outputs(self._documents(), query, view),
-                f"{low}-{high}" if low != high else str(low))
+        present = filter_choices(self._shown({}))["evidence"]
+        return (*self._view_outputs(query, view),
+                f"{low}-{high}" if low != high else str(low),
+                gr.update(value=[label for label in CLINICAL_LABELS if label in present]))
 
     def clear_view(self, query: str) -> tuple[Any, ...]:
-        return self._view_outputs(self._documents(), query, {})
+        return self._view_outputs(query, {})
 
-    def _view_outputs(self, docs: Sequence[Any], query: str,
-                      view: Mapping[str, Any]) -> tuple[Any, ...]:
-        shown = [d for d in docs if in_view(d, view)]
-        return dict(view), view_note(view, len(shown)), self._table(docs, query, view)
+    def _view_outputs(self, query: str, view: Mapping[str, Any]) -> tuple[Any, ...]:
+        shown = self._shown(view)
+        return dict(view), view_note(view, len(shown)), self._table(shown, query)
 
-    def _documents(self) -> list[Any]:
+    def _shown(self, view: Mapping[str, Any] | None) -> list[Any]:
+        """The documents of ``view`` (all for an empty one), in id order."""
         try:
-            return self.rag.documents()
+            return self.rag.documents(view_filters(view))
         except RagError:
             return []
 
     @staticmethod
-    def _table(docs: Sequence[Any], query: str | None, view: Mapping[str, Any] | None) -> Any:
-        rows = documents_rows([d for d in docs if in_view(d, view)], query)
+    def _table(shown: Sequence[Any], query: str | None) -> Any:
+        rows = documents_rows(shown, query)
         return gr.update(value={"data": rows or [[""] * len(TABLE_HEADERS)],
                                 "headers": TABLE_HEADERS})
 
@@ -231,9 +241,7 @@ class LibraryCallbacks:
             if scope == SCOPES[0]:
                 refs = references_from_library(self.rag)
             else:
-                docs = self._documents()
-                ids = [row[0] for row in documents_rows([d for d in docs if in_view(d, view)],
-                                                        query)]
+                ids = [row[0] for row in documents_rows(self._shown(view), query)]
                 refs = references_from_library(self.rag, {"doc_id": ids}) if ids else []
         except RagError:
             refs = []
@@ -310,7 +318,7 @@ def view_note(view: Mapping[str, Any] | None, shown: int) -> str:
         low, high = view["years"]
         span = f"{low}–{high}" if low != high else str(low)
         return (f"Showing {documents}: clinical studies from {span}. The Ask tab's years "
-                "are set to match.")
+                "and evidence types are set to match.")
     return (f"Showing {documents} tagged **{escape_markdown(view.get('disease', ''))}** and "
             f"**{escape_markdown(view.get('agent', ''))}**. The Ask tab's disease and agent "
             "filters are set to match.")

@@ -15,7 +15,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from rag.errors import QueryError
-from rag.ingest.evidence import EVIDENCE_LABELS, evidence_of
+from rag.ingest.evidence import EVIDENCE_LEVELS, evidence_label, evidence_of
+from rag.interfaces.ui.evidence_data import LEVEL_COLORS, doc_year, tag_values
 from rag.types import Answer, Citation, IndexReport, Passage, SkippedFile
 
 __all__ = [
@@ -134,9 +135,9 @@ def stream_steps(text: str, *, words_per_step: int = 6) -> list[str]:
 def badge_html(level: str, reason: str = "") -> str:
     """A study-design badge: the level's label, coloured by level, the reason on hover.
     An unknown key shows as "Unknown"."""
-    level = level if level in EVIDENCE_LABELS else "unknown"
-    label = EVIDENCE_LABELS[level]
-    return (f'<span class="rag-badge rag-badge-{level}" title="{escape(reason or label)}">'
+    label = evidence_label(level)
+    css = level if level in LEVEL_COLORS else "unknown"  # a class badge_css styles, never raw text
+    return (f'<span class="rag-badge rag-badge-{css}" title="{escape(reason or label)}">'
             f"{escape(label)}</span>")
 
 
@@ -276,7 +277,7 @@ def documents_rows(docs: Iterable[Any], query: str | None = "") -> list[list[Any
     needle = (query or "").strip().lower()
     rows = []
     for d in docs:
-        year = d.meta.get("year") if isinstance(d.meta.get("year"), int) else None
+        year = doc_year(d.meta)
         row = [d.doc_id, d.title, year, evidence_of(d.meta).label, d.doc_type, d.n_chunks]
         if not needle or needle in f"{d.doc_id} {d.title} {year or ''}".lower():
             rows.append(row)
@@ -284,18 +285,21 @@ def documents_rows(docs: Iterable[Any], query: str | None = "") -> list[list[Any
 
 
 def filter_choices(docs: Iterable[Any]) -> dict[str, Any]:
-    """Filter values present in the index: diseases, agents, evidence types, year bounds."""
-    found: dict[str, dict[str, str]] = {"disease": {}, "agent": {}, "evidence": {}}
+    """Filter values present in the index: diseases and agents (each as first written), the
+    study designs by label (strongest first), and the first and last year."""
+    found: dict[str, dict[str, str]] = {"disease": {}, "agent": {}}
+    levels: set[str] = set()
     years: list[int] = []
     for d in docs:
-        for key, field in (("disease", "diseases"), ("agent", "agents"),
-                           ("evidence", "evidence")):
-            values = d.meta.get(field) or []
-            for v in [values] if isinstance(values, str) else values:
-                found[key].setdefault(str(v).strip().lower(), str(v).strip())
-        if isinstance(d.meta.get("year"), int):
-            years.append(d.meta["year"])
+        for key, field in (("disease", "diseases"), ("agent", "agents")):
+            for lower, text in tag_values(d.meta, field).items():
+                found[key].setdefault(lower, text)
+        levels.add(evidence_of(d.meta).level)
+        year = doc_year(d.meta)
+        if year is not None:
+            years.append(year)
     choices: dict[str, Any] = {k: sorted(v.values(), key=str.lower) for k, v in found.items()}
+    choices["evidence"] = [evidence_label(level) for level in EVIDENCE_LEVELS if level in levels]
     choices["year_min"] = min(years, default=None)
     choices["year_max"] = max(years, default=None)
     return choices
