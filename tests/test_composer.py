@@ -19,8 +19,9 @@ import pytest
 from answer_support import ask_checked
 
 from rag import RAG, Settings
-from rag.answer.extractive import CandidatePool, select_sentences
+from rag.answer.candidates import CandidatePool
 from rag.answer.features import Candidate
+from rag.answer.selection import select_sentences
 
 NOTES = Path(__file__).resolve().parent / "data" / "composer_notes"
 MODEL = Path(__file__).resolve().parents[1] / "rag" / "data" / "answer_model.json"

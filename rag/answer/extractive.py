@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -63,7 +64,6 @@ NO_EVIDENCE = (
     "The library holds no good evidence for this question. The closest passages are listed "
     "below, but they do not answer it."
 )
-_MIN_WORDS = 5
 _DENSE = FEATURES.index("dense")
 _COVERAGE = FEATURES.index("coverage")
 
@@ -95,10 +95,7 @@ def answer_question(
     done = time.perf_counter()
     timings = {"retrieve": (retrieved - started) * 1000, "answer": (done - retrieved) * 1000,
                "total": (done - started) * 1000}
-    return Answer(question=answer.question, text=answer.text, supported=answer.supported,
-                  citations=answer.citations, passages=answer.passages, timings_ms=timings,
-                  support_score=answer.support_score, mode=answer.mode, notes=answer.notes,
-                  coverage=answer.coverage, evidence_summary=answer.evidence_summary)
+    return replace(answer, timings_ms=timings)
 
 
 def compose_extractive(found: Retrieval, snap: IndexSnapshot, settings: Settings, *,
@@ -118,20 +115,22 @@ def compose_extractive(found: Retrieval, snap: IndexSnapshot, settings: Settings
                                          is_unseen=lambda t: snap.lexical.idf(t) == 0.0)
     constraints = [c for c in found_constraints if c.kind != "name"]
     coverage = check_coverage(constraints, docs)
-    # The answer starts in a document that covers every part of the question, when one does.
-    rank = {c.doc_id: c.doc_rank for c in pool.candidates}
-    covering = [d.doc_id for d in sorted(docs, key=lambda d: rank[d.doc_id])
-                if all(covered_by(d, c) for c in constraints)]
-    named = [d for d in covering if all(covered_by(next(e for e in docs if e.doc_id == d), c)
-                                        for c in found_constraints if c.kind == "name")]
-    chosen = select_sentences(pool, scores, found.query, settings.answer, found.concepts,
-                              preferred_docs=named + covering)
     if support < settings.answer.min_support:
         return Answer(found.query, NO_EVIDENCE, False, (), passages, {}, support,
                       coverage=coverage_of(coverage, ()))
     if any(not c.covered for c in coverage):
         return missing_answer(found.query, constraints, coverage, docs, pool, scores, snap,
                                passages, support)
+    # The answer starts in a document that covers every part of the question, when one does,
+    # and one that also uses the names the question uses before others.
+    rank = {c.doc_id: c.doc_rank for c in pool.candidates}
+    covering = [d for d in sorted(docs, key=lambda d: rank[d.doc_id])
+                if all(covered_by(d, c) for c in constraints)]
+    names = [c for c in found_constraints if c.kind == "name"]
+    named = [d for d in covering if all(covered_by(d, c) for c in names)]
+    chosen = select_sentences(pool, scores, found.query, settings.answer, found.concepts,
+                              preferred_docs=[d.doc_id for d in named + covering],
+                              matrix=matrix)
     citations = cite(pool, chosen, scores, snap)
     text = " ".join(with_marker(c.snippet, c.n) for c in citations)
     return with_summary(Answer(found.query, text, True, tuple(citations), passages, {},

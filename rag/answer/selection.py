@@ -7,30 +7,31 @@ from collections.abc import Sequence
 import numpy as np
 
 from rag.answer.candidates import CandidatePool
-from rag.answer.features import is_framing, novelty_of, question_vocabulary
-from rag.answer.question import expected_cues, sentence_cues
+from rag.answer.features import FEATURES, feature_matrix
+from rag.answer.question import classify_question, expected_cues, sentence_cues
 from rag.retrieve.hybrid import Concept
 from rag.settings import AnswerSettings
 from rag.store.lexical import tokenize
 
 __all__ = ["select_sentences"]
 
+_FRAMING, _NOVELTY, _CUE_ANY = (FEATURES.index(n) for n in ("framing", "novelty", "cue_any"))
+
 
 def select_sentences(pool: CandidatePool, scores: np.ndarray, question: str,
                      settings: AnswerSettings, concepts: Sequence[Concept] = (), *,
-                     preferred_docs: Sequence[str] = ()) -> list[int]:
+                     preferred_docs: Sequence[str] = (),
+                     matrix: np.ndarray | None = None) -> list[int]:
     """The best sentence of the first preferred document present (else of the best-retrieved
-    document), then sentences that add a missing answer cue or question word."""
-    known = question_vocabulary(question, concepts)
-    # Sentences that frame a study or only restate the question rank lower: they are on topic
-    # but answer nothing.
+    document), then sentences that add a missing answer cue or question word.
+
+    ``matrix`` is the candidates' :func:`~rag.answer.features.feature_matrix` (for
+    ``question`` and ``concepts``); it is computed here when not given."""
+    if matrix is None:  # the weights of concepts do not enter the columns read below
+        matrix = feature_matrix(classify_question(question), question, concepts,
+                                [1.0] * len(concepts), pool.candidates)
     cues = expected_cues(question)
-    scores = np.array([
-        score - settings.framing_penalty * is_framing(cand.text)
-        - settings.restatement_penalty * (novelty_of(set(tokenize(cand.text)), known)
-                                          < settings.min_novelty)
-        - settings.missing_cue_penalty * bool(cues and not sentence_cues(cand.text, cues))
-        for cand, score in zip(pool.candidates, scores.tolist(), strict=True)])
+    scores = _penalized(scores, matrix, bool(cues), settings)
     order = [int(i) for i in np.argsort(-scores, kind="stable")]
     # The answer starts in the best-retrieved document: retrieval weighs the whole question
     # against whole passages, while the sentence scorer tells the answer from its neighbours.
@@ -79,6 +80,19 @@ def select_sentences(pool: CandidatePool, scores: np.ndarray, question: str,
     rest = sorted(chosen[1:], key=lambda i: (first_seen[pool.candidates[i].doc_id],
                                              pool.spans[i][0]))
     return [chosen[0], *rest]
+
+
+def _penalized(scores: np.ndarray, matrix: np.ndarray, has_cues: bool,
+               settings: AnswerSettings) -> np.ndarray:
+    """Sentences that frame a study, only restate the question or carry none of the answer
+    cues asked for rank lower: they are on topic but answer nothing."""
+    framing = matrix[:, _FRAMING] > 0
+    # Novelty is a share of a sentence's words, held as float32: compared in float32 it falls
+    # below the threshold exactly when the full-precision share does.
+    restates = matrix[:, _NOVELTY] < np.float32(settings.min_novelty)
+    no_cue = (matrix[:, _CUE_ANY] == 0) & has_cues
+    return (np.asarray(scores, dtype=np.float64) - settings.framing_penalty * framing
+            - settings.restatement_penalty * restates - settings.missing_cue_penalty * no_cue)
 
 
 def _is_duplicate(pool: CandidatePool, i: int, chosen: list[int], threshold: float) -> bool:
