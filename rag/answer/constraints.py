@@ -22,7 +22,7 @@ from rag.retrieve.synonyms import SynonymTable, load_synonyms
 from rag.store.lexical import tokenize
 
 __all__ = ["KEY_KINDS", "Constraint", "Coverage", "DocEvidence", "check_coverage",
-           "doc_evidence", "find_constraints"]
+           "closest_doc", "covered_by", "doc_evidence", "find_constraints"]
 
 # Kinds a supported answer must cover. Processes (apoptosis ...) and "other" words only widen
 # the search; "name" constraints (names the library knows, not in the synonym table) only
@@ -59,10 +59,6 @@ class Coverage:
     constraint: Constraint
     covered: bool
     doc_id: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.constraint.kind, "label": self.constraint.label,
-                "covered": self.covered, "doc_id": self.doc_id}
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["ANSWER_CUES", "ANSWER_TYPES", "QuestionType", "classify_question", "expected_cues",
-           "sentence_cues"]
-
-ANSWER_TYPES = ("quantity", "mechanism", "entity", "finding", "yesno", "definition")
+__all__ = ["ANSWER_CUES", "QuestionType", "classify_question", "expected_cues", "sentence_cues"]
 
 _QUANTITY = re.compile(
     r"\b(how (many|much|long|often|high|low|large|fast|frequent(ly)?)|"
@@ -47,8 +44,6 @@ _FINDING = re.compile(
 _YESNO = re.compile(
     r"^\s*(is|are|was|were|does|do|did|can|could|should|will|would|has|have|had|may|might)\b",
     re.I)
-_DEFINITION = re.compile(r"^\s*(what (is|are)|define|describe)\b(?!.*\b(rate|dose|level)\b)",
-                         re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +55,6 @@ class QuestionType:
     entity: bool
     finding: bool
     yesno: bool
-    definition: bool
-
-    def as_floats(self) -> tuple[float, ...]:
-        return tuple(float(getattr(self, name)) for name in ANSWER_TYPES)
 
 
 def classify_question(question: str) -> QuestionType:
@@ -75,7 +66,6 @@ def classify_question(question: str) -> QuestionType:
         entity=bool(_ENTITY.search(text)),
         finding=bool(_FINDING.search(text)),
         yesno=bool(_YESNO.search(text)),
-        definition=bool(_DEFINITION.search(text)),
     )
 
 
