@@ -9,15 +9,24 @@ import yaml
 
 from rag.errors import ConfigError
 from rag.retrieve.hybrid import query_concepts
-from rag.retrieve.synonyms import CASE_SENSITIVE, build_table, load_synonyms, normalize_term
+from rag.retrieve.synonyms import (
+    CASE_SENSITIVE,
+    KINDS,
+    build_table,
+    load_synonyms,
+    normalize_term,
+)
 
 
-def _raw_groups() -> list[list[str]]:
+def _kind_groups() -> list[tuple[str, list[str]]]:
+    """(kind, names) for every group of rag/data/synonyms.yaml, in table order."""
     text = resources.files("rag").joinpath("data/synonyms.yaml").read_text(encoding="utf-8")
-    return [group for groups in yaml.safe_load(text)["groups"].values() for group in groups]
+    return [(kind, group) for kind, groups in yaml.safe_load(text)["groups"].items()
+            for group in groups or []]
 
 
-RAW_GROUPS = _raw_groups()
+KIND_GROUPS = _kind_groups()
+RAW_GROUPS = [group for _, group in KIND_GROUPS]
 ALL_NAMES = [(group[0], name) for group in RAW_GROUPS for name in group]
 
 
@@ -27,10 +36,26 @@ def test_table_loads() -> None:
     assert load_synonyms() is table  # loaded once
 
 
-@pytest.mark.parametrize("group", RAW_GROUPS, ids=[g[0] for g in RAW_GROUPS])
-def test_group_names_are_distinct(group: list[str]) -> None:
+@pytest.mark.parametrize(("kind", "group"), KIND_GROUPS, ids=[g[0] for g in RAW_GROUPS])
+def test_a_group_expands_or_names_a_kind(kind: str, group: list[str]) -> None:
+    """The rule of synonyms.yaml: a group gives a question at least one other name to search
+    (two names that differ after normalisation, so not just "Bcl-xL"/"BCL-XL"), or it is a
+    one-name group under a declared kind, which still tells the composer what the question
+    names. Names are trimmed, non-empty and written once."""
     assert all(isinstance(name, str) and name.strip() == name and name for name in group)
     assert len(set(group)) == len(group)
+    assert kind in KINDS
+    distinct = {normalize_term(name) for name in group}
+    assert len(distinct) >= 2 or kind != "other", (
+        f"{group} expands to no other name and declares no kind")
+
+
+def test_every_group_has_its_declared_kind() -> None:
+    table = load_synonyms()
+    assert len(KIND_GROUPS) == len(table.groups)
+    wrong = [(name, kind, table.kind_of(name)) for kind, group in KIND_GROUPS for name in group
+             if table.kind_of(name) != kind]
+    assert not wrong, wrong
 
 
 @pytest.mark.parametrize(("term", "kind"), [
@@ -38,7 +63,8 @@ def test_group_names_are_distinct(group: list[str]) -> None:
     ("paediatric", "population"), ("PFS", "measure"), ("cord blood transplant", "procedure"),
     ("sourdough", None),
 ])
-def test_every_group_has_a_kind(term: str, kind: str | None) -> None:
+def test_kind_of_a_name(term: str, kind: str | None) -> None:
+    """A name of each kind resolves to it; a word the table does not know to None."""
     assert load_synonyms().kind_of(term) == kind
 
 
@@ -83,6 +109,7 @@ def test_every_name_is_found_in_running_text(canonical: str, name: str) -> None:
 
 def test_case_sensitive_names_are_in_the_table() -> None:
     table = load_synonyms()
+    assert CASE_SENSITIVE
     for name in CASE_SENSITIVE:
         assert table.canonical(name) is not None, name
 
