@@ -16,10 +16,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = PROJECT_ROOT / "tests" / "data" / "trail_questions.jsonl"
 
 
-def _questions(tmp_path: Path) -> Path:
-    return QUESTIONS
-
-
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory, python: str,
               subprocess_env: dict[str, str]) -> dict[str, Any]:
@@ -27,7 +23,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory, python: str,
     out = tmp / "bench.md"
     proc = subprocess.run(
         [python, "-m", "rag", "bench", "--quick", "--json", "--out", str(out),
-         "--questions", str(_questions(tmp))],
+         "--questions", str(QUESTIONS)],
         cwd=PROJECT_ROOT, env=subprocess_env, capture_output=True, text=True, timeout=900,
         check=False,
     )
@@ -104,7 +100,7 @@ def test_synthetic_corpus_is_deterministic(tmp_path: Path) -> None:
     second = make_synthetic_corpus(seeds, tmp_path / "b", chunks=20)
     assert first == second and first["chars"] >= 20 * 690
     names = sorted(p.name for p in (tmp_path / "a").iterdir())
-    assert names == sorted(p.name for p in (tmp_path / "b").iterdir())
+    assert names and names == sorted(p.name for p in (tmp_path / "b").iterdir())
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
