@@ -124,17 +124,17 @@ def _verify(reply: str, rows: list[int], snap: IndexSnapshot,
     pieces = [text[a:b] for a, b in spans]
     if not pieces:
         return [], [], 0
-    vectors = embedder.embed([_MARKERS.sub("", p) for p in pieces])
+    bare = [_MARKERS.sub("", p) for p in pieces]  # support is judged on the words alone
+    vectors = embedder.embed(bare)
     kept: list[str] = []
     citations: list[Citation] = []
     dropped = 0
-    for piece, vector in zip(pieces, vectors, strict=True):
+    for piece, words, vector in zip(pieces, bare, vectors, strict=True):
         numbers = _marker_numbers(piece)
         if not numbers or any(n < 1 or n > len(rows) for n in numbers):
             dropped += 1
             continue
-        best = _best_support(_MARKERS.sub("", piece), vector, [rows[n - 1] for n in numbers],
-                             snap)
+        best = _best_support(words, vector, [rows[n - 1] for n in numbers], snap)
         if best is None:
             dropped += 1
             continue
@@ -143,14 +143,13 @@ def _verify(reply: str, rows: list[int], snap: IndexSnapshot,
         n = len(citations) + 1
         citations.append(make_citation(n, snap, chunk_row=chunk_row, start=start, end=end,
                                        score=score))
-        kept.append(_without_markers(piece).rstrip(".") + f" [{n}].")
+        kept.append(_tidy(words).rstrip(".") + f" [{n}].")
     return kept, citations, dropped
 
 
-def _without_markers(piece: str) -> str:
-    """``"A binds B [1] [2]."`` -> ``"A binds B."`` (no space left before punctuation)."""
-    text = " ".join(_MARKERS.sub("", piece).split())
-    return re.sub(r"\s+(?=[.,;:!?])", "", text)
+def _tidy(text: str) -> str:
+    """``"A binds B  ."`` (a sentence whose markers were cut out) -> ``"A binds B."``."""
+    return re.sub(r"\s+(?=[.,;:!?])", "", " ".join(text.split()))
 
 
 def _marker_numbers(piece: str) -> list[int]:
@@ -165,11 +164,11 @@ def _best_support(sentence: str, vector: np.ndarray, chunk_rows: list[int],
     words = set(tokenize(sentence))
     best: tuple[int, int, float] | None = None
     for chunk_row in chunk_rows:
+        chunk = snap.chunks[chunk_row]
         rows = snap.sentences.rows_of_chunk(chunk_row)
         cosines = snap.sentences.vectors(rows) @ vector
         for sent_row, cosine in zip(rows.tolist(), cosines.tolist(), strict=True):
             a, b = snap.sentences.span(sent_row)
-            chunk = snap.chunks[chunk_row]
             source = set(tokenize(chunk.text[max(0, a - chunk.start): b - chunk.start]))
             overlap = len(words & source) / max(1, len(words))
             score = max(cosine, overlap)

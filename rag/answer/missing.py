@@ -11,7 +11,7 @@ import numpy as np
 from rag.answer.candidates import CandidatePool
 from rag.answer.citations import make_citation
 from rag.answer.constraints import Constraint, DocEvidence, closest_doc, covered_by, doc_evidence
-from rag.answer.summary import with_summary
+from rag.answer.summary import join_words, with_summary
 from rag.store.snapshot import IndexSnapshot
 from rag.types import Answer, Citation, ConstraintCoverage, Passage
 
@@ -69,7 +69,7 @@ def missing_answer(question: str, constraints: list[Constraint], coverage: Seque
     if not missing:  # each part exists, just never together
         missing = [c.constraint.label for c in coverage if not c.covered]
     statement = (f"The library has no evidence on {_describe(constraints)}; missing: "
-                 f"{_join(missing)}.")
+                 f"{join_words(missing)}.")
     record = snap.docs[citations[0].doc_id]
     text = (f"{statement} Closest evidence: {_describe_doc(record.meta, record.title)} "
             f"[{citations[0].n}].")
@@ -91,16 +91,16 @@ def _describe(constraints: Sequence[Constraint]) -> str:
     for c in constraints:
         by_kind.setdefault(c.kind, []).append(c.label)
     head = by_kind.get("agent", []) + by_kind.get("molecule", []) + by_kind.get("term", [])
-    parts = [_join(by_kind["measure"])] if "measure" in by_kind else []
-    subject = _join(head) if head else ""
+    parts = [join_words(by_kind["measure"])] if "measure" in by_kind else []
+    subject = join_words(head) if head else ""
     if "phase" in by_kind:
-        subject = f"a {_join(by_kind['phase'])} trial" + (f" of {subject}" if subject else "")
+        subject = f"a {join_words(by_kind['phase'])} trial" + (f" of {subject}" if subject else "")
     if subject:
         parts.append(("of " if parts else "") + subject)
     for kind, word in (("disease", "in"), ("population", "in"), ("procedure", "with"),
                        ("regulator", "by the")):
         if kind in by_kind:
-            parts.append(f"{word} {_join(by_kind[kind])}")
+            parts.append(f"{word} {join_words(by_kind[kind])}")
     return " ".join(parts) if parts else "this question"
 
 
@@ -111,13 +111,6 @@ def _describe_doc(meta: Mapping[str, Any], title: str) -> str:
     if evidence:
         text = f"a {evidence} study"
         if diseases:
-            text += f" in {_join([str(d) for d in diseases][:2])}"
+            text += f" in {join_words([str(d) for d in diseases][:2])}"
         return text + (f" ({year})" if year else "")
     return f"{title}" + (f" ({year})" if year else "")
-
-
-def _join(items: Sequence[str]) -> str:
-    items = list(dict.fromkeys(items))
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]

@@ -39,7 +39,7 @@ from rag.settings import AnswerSettings
 from rag.store.snapshot import IndexSnapshot
 from rag.types import Answer, Citation, ConstraintCoverage
 
-__all__ = ["clinical_bonus", "clinical_weight", "doc_level", "prefer_clinical",
+__all__ = ["clinical_bonus", "clinical_weight", "doc_level", "join_words", "prefer_clinical",
            "summarize_evidence", "with_summary"]
 
 _NOUNS = {
@@ -85,7 +85,7 @@ def summarize_evidence(citations: Sequence[Citation],
     lacking = _without_human_data(coverage, [c for c in docs.values()
                                              if c.evidence in CLINICAL_LEVELS], metadata)
     if lacking:
-        line += "; no human data for " + _join(lacking, "or")
+        line += "; no human data for " + join_words(lacking, "or")
     return line + "."
 
 
@@ -151,7 +151,7 @@ def _group(level: str, cited: list[Citation], metadata: Mapping[str, Mapping[str
         diseases = list(dict.fromkeys(diseases))
         if diseases:
             shown = diseases[:2] + ([f"{len(diseases) - 2} more"] if len(diseases) > 2 else [])
-            text += " in " + _join(shown, "and")
+            text += " in " + join_words(shown)
     years = sorted({c.year for c in cited if isinstance(c.year, int)})
     if years:
         text += f" ({years[0]})" if len(years) == 1 else f" ({years[0]}\u2013{years[-1]})"
@@ -186,7 +186,9 @@ def _strings(value: Any) -> list[str]:
     return [str(v) for v in items if isinstance(v, str) and v.strip()]
 
 
-def _join(items: Sequence[str], word: str) -> str:
+def join_words(items: Sequence[str], word: str = "and") -> str:
+    """``join_words(["AML", "CLL", "AML", "MM"])`` -> ``"AML, CLL and MM"`` (each once)."""
+    items = list(dict.fromkeys(items))
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + f" {word} " + items[-1]

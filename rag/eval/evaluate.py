@@ -228,6 +228,7 @@ def _score_answerable(item: dict[str, Any], answer: Answer, tally: _Tally,
         tally.words.append(len(words_of(_strip_markers(answer.text))))
         tally.citations.append(len(answer.citations))
     rank: int | None = None
+    hit = False
     if must:
         tally.add("with_must")
         rank = rank_of_hit([p.text for p in answer.passages], must)
@@ -248,7 +249,7 @@ def _score_answerable(item: dict[str, Any], answer: Answer, tally: _Tally,
         if not cited:
             return {"id": item.get("id"), "supported": answer.supported,
                     "why": "refused" if not answer.supported else "conclusion not quoted"}
-    if must and not (answer.supported and satisfies(answer.text, must)):
+    if must and not hit:
         return {"id": item.get("id"), "passage_rank": rank, "supported": answer.supported,
                 "support_score": round(answer.support_score, 3),
                 "why": "refused" if not answer.supported else "answer lacks a fact"}
