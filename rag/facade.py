@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from rag.embed.embedder import Embedder
 from rag.errors import DocumentNotFoundError, IndexNotFoundError
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from rag.embed import EmbeddingModel
 
 __all__ = ["RAG"]
+
+T = TypeVar("T")
 
 
 class RAG:
@@ -154,6 +156,17 @@ class RAG:
         if not filters:
             return sorted(docs.values(), key=lambda d: d.doc_id)
         return [docs[d] for d in sorted(matching_docs(build_filter(filters, docs), docs))]
+
+    def per_generation(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, once per index generation: for values that depend only on what the
+        index holds (the Library tab's map, a whole-library export), kept until a write
+        replaces the generation and then dropped with it."""
+        snap = self.snapshot  # fetched first: compute() can only see this generation or a
+        # newer one, and a newer one's value left on this older snapshot is never read again
+        if key not in snap.derived:
+            snap.derived[key] = compute()
+        value: T = snap.derived[key]
+        return value
 
     def document(self, doc_id: str) -> Document:
         doc = self.snapshot.document(doc_id)

@@ -290,3 +290,53 @@ def test_downloads_go_to_one_folder_per_session(tmp_path: Path) -> None:
     assert second != first and first.read_text(encoding="utf-8") == "@article{a,}\n"
     remove_session_folder(base, "abc")
     assert not mine.exists() and base.exists()
+
+
+# -- the Library tab's callbacks: per-generation caches follow the index ------------------------
+
+
+def _note(doc_id: str, disease: str, evidence: str) -> str:
+    return (f"---\nid: {doc_id}\ntitle: Note {doc_id}\ndiseases: [{disease}]\nagents: [TRAIL]\n"
+            f"evidence: {evidence}\nyear: 2010\n---\nTRAIL and {disease} in note {doc_id}.\n")
+
+
+@dataclass
+class _Session:
+    session_hash: str = "session-a"
+
+
+def test_library_callbacks_reuse_work_until_the_index_changes(
+        tmp_path: Path, write_files: Any, open_fake_rag: Any, settings: Any) -> None:
+    from rag.interfaces.ui.library import LibraryCallbacks
+
+    notes = write_files({"hl.md": _note("hl", "Hodgkin lymphoma", "preclinical in vitro"),
+                         "nhl.md": _note("nhl", "non-Hodgkin lymphoma", "clinical phase 3")})
+    rag = open_fake_rag(tmp_path / "index")
+    rag.add([notes])
+    ui = LibraryCallbacks(rag, settings, tmp_path / "downloads")
+
+    first = ui.refresh_library("", {})
+    assert first[0].startswith("**2** documents")
+    assert ui.refresh_library("", {})[-5] is first[-5]  # the map's frame, computed once
+    # the table of a map cell lists what the Ask filters it sets pass: not non-Hodgkin
+    view, note, table, disease, agent = ui.pick_cell('["Hodgkin lymphoma", "TRAIL"]', "")
+    assert [row[0] for row in table["value"]["data"]] == ["hl"]
+    assert note.startswith("Showing 1 document tagged **Hodgkin lymphoma**")
+    assert disease["value"] == ["Hodgkin lymphoma"] and agent["value"] == ["TRAIL"]
+
+    button, exported = ui.export_library("BibTeX", "Whole library", "", {}, None, _Session())
+    assert button["label"] == "Export 2 references (BibTeX)" and exported is not None
+    again = ui.export_library("BibTeX", "Whole library", "nhl", view, exported, _Session())
+    assert all(isinstance(v, dict) and v.get("__type__") == "update" and len(v) == 1
+               for v in again)  # gr.skip(): the session has that file already
+    shown, _ = ui.export_library("RIS", "Documents shown in the table", "", view, exported,
+                                 _Session())
+    assert shown["label"] == "Export 1 reference (RIS)"
+
+    (notes / "mm.md").write_text(_note("mm", "multiple myeloma", "clinical phase 1"),
+                                 encoding="utf-8")
+    rag.add([notes])
+    after = ui.refresh_library("", {})
+    assert after[0].startswith("**3** documents") and after[-5] is not first[-5]
+    button, newer = ui.export_library("BibTeX", "Whole library", "", {}, exported, _Session())
+    assert button["label"] == "Export 3 references (BibTeX)" and newer.key != exported.key

@@ -33,6 +33,7 @@ from rag.interfaces.ui.files import (
 )
 from rag.interfaces.ui.library import (
     DOWNLOAD_FORMATS,
+    HIDDEN,
     AskFilters,
     LibraryCallbacks,
     build_library_tab,
@@ -86,7 +87,6 @@ CSS = """
   border-left: 4px solid var(--color-accent);
   font-weight: 600; }
 """ + badge_css() + EVIDENCE_CSS
-_HIDDEN: Any = "private"  # UI events are not API endpoints
 
 
 def theme() -> gr.themes.Base:
@@ -162,16 +162,16 @@ def build_app(rag: RAG, settings: Settings, *,
         chat_inputs = [question, history, k, disease, agent, evidence, years, mode, clinical]
         chat_outputs = [chatbot, history, sources, last_answer, question, copy_box]
         for trigger in (question.submit, ask_btn.click):
-            trigger(ui.respond, chat_inputs, chat_outputs, api_visibility=_HIDDEN,
+            trigger(ui.respond, chat_inputs, chat_outputs, api_visibility=HIDDEN,
                     concurrency_id="read").then(
                 ui.export_answer, [last_answer, answer_format], [answer_download],
-                api_visibility=_HIDDEN)
+                api_visibility=HIDDEN)
         answer_format.change(ui.export_answer, [last_answer, answer_format],
-                             [answer_download], api_visibility=_HIDDEN)
-        copy_btn.click(ui.copy_answer, [last_answer], [copy_box], api_visibility=_HIDDEN)
+                             [answer_download], api_visibility=HIDDEN)
+        copy_btn.click(ui.copy_answer, [last_answer], [copy_box], api_visibility=HIDDEN)
         clear_btn.click(ui.clear, None, [chatbot, history, sources, last_answer, copy_box,
                                          answer_download],
-                        api_visibility=_HIDDEN, queue=False)
+                        api_visibility=HIDDEN, queue=False)
         wire_library(demo, library, ui.library, summary=summary,
                      ask=AskFilters(disease, agent, evidence, years))
         demo.unload(ui.forget_session)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
+import pandas as pd
 
 from rag.interfaces.ui.evidence_data import (
     LEVEL_COLORS,
@@ -29,8 +30,8 @@ from rag.interfaces.ui.evidence_data import (
 )
 from rag.interfaces.ui.render import escape_markdown
 
-__all__ = ["EVIDENCE_CSS", "EvidenceView", "build_evidence_view", "evidence_updates",
-           "year_span"]
+__all__ = ["EVIDENCE_CSS", "EvidencePlots", "EvidenceView", "build_evidence_view",
+           "evidence_plots", "evidence_updates", "year_span"]
 
 # The click bridge: only a string from the data row (the cell key) leaves the plot.
 MAP_CLICK_JS = """
@@ -101,20 +102,32 @@ def build_evidence_view(x_lim: Sequence[int]) -> EvidenceView:
     return EvidenceView(bridge, map_plot, map_note, cell_pick, timeline, timeline_note)
 
 
-def evidence_updates(records: Iterable[Record]) -> tuple[Any, ...]:
-    """Fresh values for :attr:`EvidenceView.outputs` from the index's records. Only the
-    plots' data changes: Gradio redraws a plot whose data and settings change together with
-    the previous data."""
+@dataclass(frozen=True)
+class EvidencePlots:
+    """The map's and the timeline's data for one set of records (what :func:`evidence_updates`
+    sends; the Library tab keeps one per index generation)."""
+
+    map_frame: pd.DataFrame
+    map_note: str
+    cells: list[tuple[str, str]]
+    timeline: pd.DataFrame
+    timeline_note: str
+
+
+def evidence_plots(records: Iterable[Record]) -> EvidencePlots:
     docs = list(records)
     emap = build_evidence_map(docs)
     timeline, undated = timeline_frame(docs)
-    return (
-        map_frame(emap),
-        map_note(emap),
-        gr.update(choices=cell_choices(emap), value=None),
-        timeline,
-        timeline_note(len(timeline), int(timeline["Studies"].sum()), undated),
-    )
+    return EvidencePlots(map_frame(emap), map_note(emap), cell_choices(emap), timeline,
+                         timeline_note(len(timeline), int(timeline["Studies"].sum()), undated))
+
+
+def evidence_updates(plots: EvidencePlots) -> tuple[Any, ...]:
+    """Fresh values for :attr:`EvidenceView.outputs`. Only the plots' data changes: Gradio
+    redraws a plot whose data and settings change together with the previous data (it reads
+    the frames, never changes them, so one pair serves every session)."""
+    return (plots.map_frame, plots.map_note, gr.update(choices=plots.cells, value=None),
+            plots.timeline, plots.timeline_note)
 
 
 def year_span(docs: Iterable[Record], *, first: int = 1990) -> list[int]:

@@ -10,6 +10,8 @@ evidence filters. The table lists the documents those same filters pass
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +29,10 @@ from rag.interfaces.ui.evidence_data import (
     years_view,
 )
 from rag.interfaces.ui.evidence_view import (
+    EvidencePlots,
     EvidenceView,
     build_evidence_view,
+    evidence_plots,
     evidence_updates,
     year_span,
 )
@@ -48,15 +52,16 @@ from rag.interfaces.ui.render import (
     report_markdown,
 )
 from rag.settings import Settings
+from rag.store.metadata import DocRecord
 from rag.types import IndexReport, SkippedFile
 
-__all__ = ["DOWNLOAD_FORMATS", "TABLE_HEADERS", "LibraryCallbacks", "LibraryTab",
+__all__ = ["DOWNLOAD_FORMATS", "HIDDEN", "TABLE_HEADERS", "LibraryCallbacks", "LibraryTab",
            "build_library_tab", "wire_library"]
 
 TABLE_HEADERS = ["doc id", "title", "year", "study design", "type", "chunks"]
 DOWNLOAD_FORMATS = {"BibTeX": "bibtex", "RIS": "ris", "CSL-JSON": "csljson"}
 SCOPES = ("Whole library", "Documents shown in the table")
-_HIDDEN: Any = "private"  # UI events are not API endpoints
+HIDDEN: Any = "private"  # api_visibility of UI events: they are not API endpoints
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class LibraryTab:
     export_format: gr.Radio
     export_scope: gr.Radio
     export_btn: gr.DownloadButton
+    exported: gr.State  # the session's last export (an Exported), so a repeat is skipped
     to_delete: gr.Dropdown
     delete_btn: gr.Button
     files: gr.File
@@ -112,6 +118,7 @@ def build_library_tab(settings: Settings, rag: RAG) -> LibraryTab:
                                 elem_id="rag-export-scope")
         export_btn = gr.DownloadButton("Export references", interactive=False, scale=1,
                                        elem_id="rag-library-export")
+    exported = gr.State(None)
     with gr.Row():
         to_delete = gr.Dropdown([], multiselect=True, label="Documents to delete", scale=4,
                                 elem_id="rag-delete-pick")
@@ -122,8 +129,8 @@ def build_library_tab(settings: Settings, rag: RAG) -> LibraryTab:
     add_btn = gr.Button("Add to library", variant="primary")
     report = gr.Markdown(elem_id="rag-report")
     return LibraryTab(search, refresh_btn, view, view_note, clear_view_btn, evidence, table,
-                      export_format, export_scope, export_btn, to_delete, delete_btn, files,
-                      add_btn, report)
+                      export_format, export_scope, export_btn, exported, to_delete, delete_btn,
+                      files, add_btn, report)
 
 
 def wire_library(demo: gr.Blocks, tab: LibraryTab, ui: LibraryCallbacks, *,
@@ -132,26 +139,49 @@ def wire_library(demo: gr.Blocks, tab: LibraryTab, ui: LibraryCallbacks, *,
     outputs = [summary, tab.table, tab.to_delete, ask.disease, ask.agent, ask.evidence,
                ask.years, tab.view_note, *tab.evidence.outputs]
     inputs = [tab.search, tab.view]
-    demo.load(ui.refresh_library, inputs, outputs, api_visibility=_HIDDEN)
-    tab.refresh_btn.click(ui.refresh_library, inputs, outputs, api_visibility=_HIDDEN)
-    tab.search.change(ui.filter_table, inputs, [tab.table], api_visibility=_HIDDEN)
+    demo.load(ui.refresh_library, inputs, outputs, api_visibility=HIDDEN)
+    tab.refresh_btn.click(ui.refresh_library, inputs, outputs, api_visibility=HIDDEN)
+    tab.search.change(ui.filter_table, inputs, [tab.table], api_visibility=HIDDEN)
     tab.add_btn.click(ui.add_files, [tab.files, *inputs], [tab.report, tab.files, *outputs],
-                      api_visibility=_HIDDEN, concurrency_limit=1, concurrency_id="write")
+                      api_visibility=HIDDEN, concurrency_limit=1, concurrency_id="write")
     tab.delete_btn.click(ui.delete_selected, [tab.to_delete, *inputs], [tab.report, *outputs],
-                         api_visibility=_HIDDEN, concurrency_limit=1, concurrency_id="write")
+                         api_visibility=HIDDEN, concurrency_limit=1, concurrency_id="write")
     view_outputs = [tab.view, tab.view_note, tab.table]
     tab.evidence.bridge.click(ui.select_cell, [tab.search], [*view_outputs, ask.disease,
-                                                            ask.agent], api_visibility=_HIDDEN)
+                                                            ask.agent], api_visibility=HIDDEN)
     tab.evidence.cell_pick.input(ui.pick_cell, [tab.evidence.cell_pick, tab.search],
                                  [*view_outputs, ask.disease, ask.agent],
-                                 api_visibility=_HIDDEN)
+                                 api_visibility=HIDDEN)
     tab.evidence.timeline.select(ui.select_years, [tab.search],
                                  [*view_outputs, ask.years, ask.evidence],
-                                 api_visibility=_HIDDEN)
-    tab.clear_view_btn.click(ui.clear_view, [tab.search], view_outputs, api_visibility=_HIDDEN)
+                                 api_visibility=HIDDEN)
+    tab.clear_view_btn.click(ui.clear_view, [tab.search], view_outputs, api_visibility=HIDDEN)
+    # The table changes on every page load, search edit and map click; export_library skips
+    # at once when the session already has the file those would give (always so for the
+    # whole library until the index changes).
     gr.on([tab.table.change, tab.export_format.change, tab.export_scope.change],
-          ui.export_library, [tab.export_format, tab.export_scope, *inputs], [tab.export_btn],
-          api_visibility=_HIDDEN, concurrency_id="read")
+          ui.export_library, [tab.export_format, tab.export_scope, *inputs, tab.exported],
+          [tab.export_btn, tab.exported], api_visibility=HIDDEN, concurrency_id="read")
+
+
+@dataclass(frozen=True)
+class LibraryFacts:
+    """What the tab shows that depends only on the index generation: computed once per
+    generation (:meth:`rag.RAG.per_generation`) instead of on every page load."""
+
+    summary: str
+    docs: tuple[DocRecord, ...]  # in id order
+    choices: dict[str, Any]  # filter_choices
+    delete_choices: list[tuple[str, str]]
+    plots: EvidencePlots
+
+
+@dataclass(frozen=True)
+class Exported:
+    """A session's last library export: which documents, format and generation, and where."""
+
+    key: tuple[str, ...]
+    path: str
 
 
 class LibraryCallbacks:
@@ -166,23 +196,18 @@ class LibraryCallbacks:
 
     def refresh_library(self, query: str = "", view: Mapping[str, Any] | None = None
                         ) -> tuple[Any, ...]:
-        try:
-            docs = self.rag.documents()
-            summary = index_summary(self.rag.status())
-        except RagError as exc:
-            docs, summary = [], f"**Library unavailable:** {escape_markdown(exc)}"
-        choices = filter_choices(docs)
-        delete_choices = [(f"{d.title} ({d.doc_id})", d.doc_id) for d in docs]
-        shown = self._shown(view) if view else docs
+        facts = self._facts()
+        choices = facts.choices
+        shown = self._shown(view)
         return (
-            summary,
+            facts.summary,
             self._table(shown, query),
-            gr.update(choices=delete_choices, value=[]),
+            gr.update(choices=facts.delete_choices, value=[]),
             *(gr.update(choices=choices[key]) for key in ("disease", "agent", "evidence")),
             gr.update(info=f"the library spans {choices['year_min']}–{choices['year_max']}"
                       if choices["year_min"] else None),
             view_note(view, len(shown)),
-            *evidence_updates(docs),
+            *evidence_updates(facts.plots),
         )
 
     def filter_table(self, query: str, view: Mapping[str, Any] | None) -> Any:
@@ -197,7 +222,7 @@ class LibraryCallbacks:
         view = cell_view(key)
         if view is None:
             return (gr.skip(),) * 5
-        choices = filter_choices(self._shown({}))
+        choices = self._facts().choices
         ask = [_choice(choices[k], view[k]) for k in ("disease", "agent")]
         return (*self._view_outputs(query, view),
                 *(gr.update(value=[v]) if v else gr.skip() for v in ask))
@@ -207,7 +232,7 @@ class LibraryCallbacks:
         if view is None:
             return (gr.skip(),) * 5
         low, high = view["years"]
-        present = filter_choices(self._shown({}))["evidence"]
+        present = self._facts().choices["evidence"]
         return (*self._view_outputs(query, view),
                 f"{low}-{high}" if low != high else str(low),
                 gr.update(value=[label for label in CLINICAL_LABELS if label in present]))
@@ -219,15 +244,34 @@ class LibraryCallbacks:
         shown = self._shown(view)
         return dict(view), view_note(view, len(shown)), self._table(shown, query)
 
-    def _shown(self, view: Mapping[str, Any] | None) -> list[Any]:
-        """The documents of ``view`` (all for an empty one), in id order."""
+    def _facts(self) -> LibraryFacts:
         try:
-            return self.rag.documents(view_filters(view))
+            return self.rag.per_generation(("ui", "library"), self._compute_facts)
+        except RagError as exc:
+            return LibraryFacts(f"**Library unavailable:** {escape_markdown(exc)}", (),
+                                filter_choices([]), [], evidence_plots([]))
+
+    def _compute_facts(self) -> LibraryFacts:
+        docs = tuple(self.rag.documents())
+        return LibraryFacts(index_summary(self.rag.status()), docs, filter_choices(docs),
+                            [(f"{d.title} ({d.doc_id})", d.doc_id) for d in docs],
+                            evidence_plots(docs))
+
+    def _shown(self, view: Mapping[str, Any] | None) -> list[DocRecord]:
+        """The documents of ``view`` (all for an empty one), in id order; a view's list is
+        kept per generation too (there are only as many views as map cells and years)."""
+        if not view:
+            return list(self._facts().docs)
+        filters = view_filters(view)
+        try:
+            return list(self.rag.per_generation(
+                ("ui", "view", json.dumps(filters, sort_keys=True)),
+                lambda: tuple(self.rag.documents(filters))))
         except RagError:
             return []
 
     @staticmethod
-    def _table(shown: Sequence[Any], query: str | None) -> Any:
+    def _table(shown: Sequence[DocRecord], query: str | None) -> Any:
         rows = documents_rows(shown, query)
         return gr.update(value={"data": rows or [[""] * len(TABLE_HEADERS)],
                                 "headers": TABLE_HEADERS})
@@ -235,23 +279,45 @@ class LibraryCallbacks:
     # -- export ---------------------------------------------------------------------------
 
     def export_library(self, fmt_label: str, scope: str, query: str,
-                       view: Mapping[str, Any] | None, request: gr.Request) -> Any:
+                       view: Mapping[str, Any] | None, last: Exported | None,
+                       request: gr.Request) -> tuple[Any, Any]:
+        """The export button's file: the whole library, or the documents the table shows.
+
+        A whole-library export is written once per generation and format and shared by the
+        sessions; each session gets its own copy of the file. When the session already has
+        the file for the same documents, format and generation, nothing is done."""
         fmt = DOWNLOAD_FORMATS.get(fmt_label, "bibtex")
         try:
-            if scope == SCOPES[0]:
-                refs = references_from_library(self.rag)
+            generation = self.rag.snapshot.generation
+            ids = (None if scope == SCOPES[0]
+                   else [row[0] for row in documents_rows(self._shown(view), query)])
+            if ids is not None and len(ids) == len(self._facts().docs):
+                ids = None  # every document: the same file as the whole library
+            digest = "all" if ids is None else hashlib.sha256(
+                "\n".join(ids).encode("utf-8")).hexdigest()
+            key = (generation, fmt, digest)
+            if last is not None and last.key == key and Path(last.path).is_file():
+                return gr.skip(), gr.skip()
+            if ids is None:
+                count, text = self.rag.per_generation(("ui", "export", fmt),
+                                                      lambda: self._export(fmt, None))
             else:
-                ids = [row[0] for row in documents_rows(self._shown(view), query)]
-                refs = references_from_library(self.rag, {"doc_id": ids}) if ids else []
+                count, text = self._export(fmt, ids)
         except RagError:
-            refs = []
-        if not refs:
-            return gr.update(value=None, interactive=False, label="Export references")
+            count = 0
+        if not count:
+            return gr.update(value=None, interactive=False, label="Export references"), None
         path = write_download(session_folder(self.downloads, request.session_hash),
-                              f"trail-rag-library{EXPORT_SUFFIX[fmt]}", export_text(fmt, refs))
-        return gr.update(value=str(path), interactive=True,
-                         label=f"Export {len(refs)} reference{'s' if len(refs) != 1 else ''} "
-                         f"({fmt_label})")
+                              f"trail-rag-library{EXPORT_SUFFIX[fmt]}", text)
+        return (gr.update(value=str(path), interactive=True,
+                          label=f"Export {count} reference{'s' if count != 1 else ''} "
+                          f"({fmt_label})"), Exported(key, str(path)))
+
+    def _export(self, fmt: str, ids: list[str] | None) -> tuple[int, str]:
+        if ids is not None and not ids:
+            return 0, ""
+        refs = references_from_library(self.rag, {"doc_id": ids} if ids else None)
+        return len(refs), export_text(fmt, refs)
 
     # -- upload and delete ----------------------------------------------------------------
 
