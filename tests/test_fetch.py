@@ -368,7 +368,7 @@ def test_malformed_record_is_skipped_and_reported(capsys, stub, tmp_path):
 def test_garbled_batch_answer(capsys, stub, tmp_path, garbled, failed):
     stub.faults["efetch"] = ["garbage"] * garbled
     report = fetch_json(capsys, stub, tmp_path / "c")
-    assert report["counts"]["failed"] == failed
+    assert report["counts"]["failed"] == len(report["failed"]) == failed
     assert all("malformed efetch answer" in f["reason"] for f in report["failed"])
 
 

@@ -555,6 +555,8 @@ def test_ask_command_refuses_control_characters_in_a_subprocess(
 
 def _check_answer(answer: dict[str, Any], rag: RAG) -> None:
     assert set(answer) >= {"question", "answer", "supported", "citations", "passages"}
+    assert answer["passages"]  # else the loops below check nothing
+    assert answer["citations"] or not answer["supported"]
     for citation in answer["citations"]:
         text = rag.document(citation["doc_id"]).text
         assert text[citation["start"]:citation["end"]] == citation["snippet"]
@@ -658,7 +660,7 @@ def test_uploads_write_only_inside_the_upload_folder(ui_run: UiRun) -> None:
     root = ui_run.app.log.parent
     new = ui_run.files_after - ui_run.files_before
     allowed = (ui_run.app.upload_dir, root / "index")
-    assert all(any(p.is_relative_to(a) for a in allowed) for p in new), sorted(new)
+    assert new and all(any(p.is_relative_to(a) for a in allowed) for p in new), sorted(new)
     for name in ("escape-dotdot.txt", "escape-absolute.txt", "windows-escape.txt"):
         assert not (root / name).exists() and not (root.parent / name).exists()
     assert not Path("/etc/cron.d/escape-absolute.txt").exists()

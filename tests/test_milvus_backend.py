@@ -63,7 +63,8 @@ def test_remove_switches_generations_and_drops_old_collections(
     target = target_for(rag.settings.store, rag.index_dir)
     client = connect(target)
     assert rag.remove("cll-venetoclax") == ["cll-venetoclax"]
-    assert all(p.doc_id != "cll-venetoclax" for p in rag.search(QUESTION, k=10))
+    passages = rag.search(QUESTION, k=10)
+    assert passages and all(p.doc_id != "cll-venetoclax" for p in passages)
     (notes / "cll-venetoclax.md").unlink()
     (notes / "extra.md").write_text("---\nid: extra\ntitle: Extra note on DR5\n---\nDR5 "
                                     "agonists kill some lymphoma lines.", encoding="utf-8")
