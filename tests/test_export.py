@@ -312,6 +312,53 @@ def test_markdown_of_an_answer_links_and_escapes(library: RAG) -> None:
     assert " [1]." in text and f"“{cite.snippet}”" in text
 
 
+HOSTILE_DOI = '10.1000/"><script>alert(1)</script>){x}'
+DOI_FORMS = {  # front matter as written -> the DOI name stored and linked
+    "url": ("https://doi.org/10.1000/ab(1)", "10.1000/ab(1)"),
+    "escaped-url": ("http://dx.doi.org/10.1000/ab%281%29", "10.1000/ab(1)"),
+    "prefixed": ("doi: 10.1000/x.y_z", "10.1000/x.y_z"),
+    "hostile": (HOSTILE_DOI, HOSTILE_DOI),
+}
+
+
+def test_a_doi_in_any_form_is_stored_bare_and_linked_alike_everywhere(
+        tmp_path: Path, open_fake_rag: Callable[..., RAG]) -> None:
+    from rag.interfaces.render import reference_line
+    from rag.interfaces.ui.render import sources_html
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for name, (doi, _) in DOI_FORMS.items():
+        front = {"id": name, "title": f"Note {name}", "pmid": "123", "doi": doi}
+        (notes / f"{name}.md").write_text(f"---\n{yaml.safe_dump(front)}---\nTRAIL text.\n",
+                                          encoding="utf-8")
+    (notes / "not-a-doi.md").write_text("---\ndoi: n/a\n---\nTRAIL text.\n", encoding="utf-8")
+    rag = open_fake_rag(tmp_path / "index")
+    report = rag.add([notes])
+    (skipped,) = report.skipped
+    assert skipped.path.endswith("not-a-doi.md") and "'doi' is not a DOI" in skipped.reason
+    for name, (_, bare) in DOI_FORMS.items():
+        assert rag.document(name).meta["doi"] == bare
+        (ref,) = references_from_library(rag, {"doc_id": name})
+        assert ref.doi == bare
+        assert parse_bibtex(to_bibtex([ref]), decode=False)[ref.key]["doi"] == ref.doi
+        assert rispy.loads(to_ris([ref]))[0]["doi"] == bare
+
+    # an index built before DOIs were stored bare holds them as written: the same links
+    hostile = HOSTILE_DOI
+    url = "https://doi.org/10.1000/%22%3E%3Cscript%3Ealert%281%29%3C/script%3E%29%7Bx%7D"
+    for stored in (hostile, f"doi:{hostile}", url):
+        cite = Citation(1, "d", "d#1", "T", "S", "Two.", 0, 4, 1.0, pmid="123", doi=stored)
+        answer = Answer("q", "Two. [1]", True, (cite,), (), {})
+        assert f'href="{url}"' in sources_html(answer)
+        assert f"]({url})" in to_markdown(answer)
+        assert reference_line(cite) == f"S (PMID 123; doi:{hostile})"
+    assert "<script>" not in sources_html(answer)
+    assert "(https://doi.org/10.1000/ab%281%29)" in to_markdown(
+        Answer("q", "Two. [1]", True, (Citation(1, "d", "d#1", "T", "S", "Two.", 0, 4, 1.0,
+                                                doi="https://doi.org/10.1000/ab(1)"),), (), {}))
+
+
 def test_export_text_covers_every_format() -> None:
     assert set(EXPORT_SUFFIX) == set(EXPORT_FORMATS)
     ref = Reference(key="k", title="T", pmid="1")

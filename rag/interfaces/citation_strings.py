@@ -1,6 +1,7 @@
 """Reading plain text for citation export: an NLM-style citation string (``"Xia Z, Leng Y,
 et al. Title. BMC Cancer. 2023;23(1):980."``), author names, and the answer sentence behind
-each ``[n]`` marker.
+each ``[n]`` marker; and the one place PubMed, DOI and source links are made, for the source
+panel, the exports and the CLI alike.
 
 Conservative by design: a field is filled only where the pattern is clear, and a string that
 does not follow the pattern gives nothing rather than a guess.
@@ -11,10 +12,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from typing import Any
+from urllib.parse import quote, urlsplit
 
+from rag.ingest.loaders.common import coerce_doi
 from rag.types import Answer
 
-__all__ = ["ET_AL", "cited_sentences", "flat_text", "name_parts", "parse_source"]
+__all__ = ["ET_AL", "cited_sentences", "doi_name", "doi_url", "flat_text", "name_parts",
+           "parse_source", "pubmed_url", "safe_url"]
 
 ET_AL = "et al."  # last author entry when the source names only the first authors
 
@@ -119,3 +123,39 @@ def cited_sentences(answer: Answer) -> dict[int, str]:
 def _without_markers(sentence: str) -> str:
     text = " ".join(_MARKER.sub("", sentence).split())
     return re.sub(r"\s+(?=[.,;:!?])", "", text).lstrip("-*> ")
+
+
+# -- links ------------------------------------------------------------------------------------
+
+
+def pubmed_url(pmid: Any) -> str | None:
+    """The PubMed page of a PMID (digits only), else None."""
+    text = str(pmid).strip() if isinstance(pmid, (str, int)) else ""
+    return f"https://pubmed.ncbi.nlm.nih.gov/{text}/" if text.isdigit() else None
+
+
+def doi_name(doi: Any) -> str:
+    """The bare DOI name (``10.1000/xyz``), "" when ``doi`` is not a DOI. The loaders store
+    this form; indexes built before they did may hold ``doi:`` names or doi.org URLs."""
+    return coerce_doi(doi) or ""
+
+
+def doi_url(doi: Any) -> str | None:
+    """The doi.org link of a DOI, else None. Everything but ``/:;._-`` and alphanumerics is
+    percent-encoded, so the link is one safe token in HTML, Markdown, BibTeX and RIS alike
+    (parentheses too: a Markdown link would end at ``)``)."""
+    name = doi_name(doi)
+    return f"https://doi.org/{quote(name, safe='/:;._-')}" if name else None
+
+
+def safe_url(url: Any) -> str | None:
+    """A plain http(s) link with a host, else None (no ``javascript:`` or ``data:`` URLs,
+    nothing with spaces or control characters)."""
+    text = url.strip() if isinstance(url, str) else ""
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return None
+    ok = (parts.scheme in ("http", "https") and parts.netloc and text.isprintable()
+          and not any(ch.isspace() for ch in text))
+    return text if ok else None

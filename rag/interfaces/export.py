@@ -20,24 +20,28 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from rag.ingest.evidence import EVIDENCE_LABELS, evidence_of
+from rag.ingest.evidence import evidence_label, evidence_of
 from rag.interfaces.citation_strings import (
     ET_AL,
     cited_sentences,
+    doi_name,
+    doi_url,
     flat_text,
     name_parts,
     parse_source,
+    pubmed_url,
+    safe_url,
 )
 from rag.types import Answer, Citation
 
 if TYPE_CHECKING:
     from rag.facade import RAG
 
-__all__ = ["ET_AL", "EXPORT_FORMATS", "EXPORT_SUFFIX", "Reference", "design_label",
-           "export_text", "parse_source", "references_from_answer", "references_from_library",
-           "to_bibtex", "to_csljson", "to_markdown", "to_ris"]
+__all__ = ["ET_AL", "EXPORT_FORMATS", "EXPORT_SUFFIX", "Reference", "export_text",
+           "parse_source", "references_from_answer", "references_from_library", "to_bibtex",
+           "to_csljson", "to_markdown", "to_ris"]
 
 EXPORT_FORMATS = ("bibtex", "ris", "csljson", "markdown")
 EXPORT_SUFFIX = {"bibtex": ".bib", "ris": ".ris", "csljson": ".json", "markdown": ".md"}
@@ -96,9 +100,8 @@ def references_from_answer(answer: Answer, rag: RAG) -> list[Reference]:
         for c in cited[doc_id]:
             notes.setdefault(sentences.get(c.n) or c.snippet, []).append(c.n)
         quoted = tuple(f"“{flat_text(s)}” [{', '.join(map(str, ns))}]" for s, ns in notes.items())
-        evidence = str(getattr(first, "evidence", "") or "unknown")
         refs.append(_reference(meta, record.title if record else first.title,
-                               evidence=evidence, notes=quoted))
+                               evidence=first.evidence or "unknown", notes=quoted))
     return _with_keys(refs)
 
 
@@ -118,14 +121,9 @@ def _reference(meta: Mapping[str, Any], fallback_title: str, *, evidence: str,
     names = ([str(a) for a in authors] if isinstance(authors, list)
              else authors.split(", ") if isinstance(authors, str) and authors
              else list(parsed.get("authors", ())))
-    year = meta.get("year")
-    year = int(year) if isinstance(year, str) and re.fullmatch(r"\d{4}", year.strip()) else year
-    pmid, doi = flat_text(meta.get("pmid")), flat_text(meta.get("doi"))
-    doi = re.sub(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", "", doi, flags=re.IGNORECASE)
-    url = flat_text(meta.get("url"))
-    if urlsplit(url).scheme not in ("http", "https"):
-        url = ""
-    pmid = pmid if pmid.isdigit() else ""
+    year = meta.get("year")  # a number, as the loaders store it
+    pmid = flat_text(meta.get("pmid"))
+    pmid = pmid if pubmed_url(pmid) else ""
     return Reference(
         key="", title=flat_text(parsed.get("title") or meta.get("title") or fallback_title),
         authors=tuple(n for n in (flat_text(a) for a in names) if n),
@@ -134,8 +132,8 @@ def _reference(meta: Mapping[str, Any], fallback_title: str, *, evidence: str,
         volume=flat_text(meta.get("volume") or parsed.get("volume")),
         issue=flat_text(meta.get("issue") or parsed.get("issue")),
         pages=flat_text(meta.get("pages") or parsed.get("pages")),
-        pmid=pmid, doi=doi if doi.startswith("10.") else "",
-        url=url or (f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/" if pmid else ""),
+        pmid=pmid, doi=doi_name(meta.get("doi")),
+        url=safe_url(meta.get("url")) or pubmed_url(pmid) or "",
         evidence=evidence or "unknown", notes=notes,
     )
 
@@ -144,11 +142,6 @@ def _citation_meta(c: Citation) -> dict[str, Any]:
     """The metadata a citation carries, for a document no longer in the index."""
     return {"title": c.title, "authors": c.authors, "journal": c.journal, "year": c.year,
             "pmid": c.pmid, "doi": c.doi, "url": c.url, "source": c.source}
-
-
-def design_label(level: str) -> str:
-    """``"phase-3"`` -> ``"Phase 3 trial"``; an unknown key -> ``"Unknown"``."""
-    return EVIDENCE_LABELS.get(level) or EVIDENCE_LABELS["unknown"]
 
 
 def _with_keys(refs: list[Reference]) -> list[Reference]:
@@ -199,7 +192,7 @@ def export_text(fmt: str, refs: Sequence[Reference]) -> str:
 
 
 def _design_keyword(ref: Reference) -> str:
-    return "" if ref.evidence in ("", "unknown") else design_label(ref.evidence)
+    return "" if ref.evidence in ("", "unknown") else evidence_label(ref.evidence)
 
 
 def _note_lines(ref: Reference) -> list[str]:
@@ -335,11 +328,8 @@ def _md(value: Any) -> str:
 
 
 def _md_links(pmid: str | None, doi: str | None) -> str:
-    links = []
-    if pmid and pmid.isdigit():
-        links.append(f"[PMID {pmid}](https://pubmed.ncbi.nlm.nih.gov/{pmid}/)")
-    if doi and doi.startswith("10."):
-        links.append(f"[doi:{_md(doi)}](https://doi.org/{quote(doi, safe='/:;._-')})")
+    links = [f"[PMID {pmid}]({url})" for url in [pubmed_url(pmid)] if url]
+    links += [f"[doi:{_md(doi_name(doi))}]({url})" for url in [doi_url(doi)] if url]
     return " ".join(links)
 
 
@@ -349,12 +339,11 @@ def to_markdown(answer: Answer) -> str:
     text = "".join(p if re.fullmatch(r"\[\d+\]", p) else _MD_SPECIAL.sub(r"\\\1", p)
                    for p in pieces)
     lines = [f"**Q:** {_md(answer.question)}", "", text, ""]
-    summary = getattr(answer, "evidence_summary", "")
-    if summary:
-        lines += [f"*{_md(summary)}*", ""]
+    if answer.evidence_summary:
+        lines += [f"*{_md(answer.evidence_summary)}*", ""]
     for c in answer.citations:
-        level = str(getattr(c, "evidence", "") or "unknown")
-        design = "" if level == "unknown" else f" — {_md(design_label(level))}"
+        level = c.evidence or "unknown"
+        design = "" if level == "unknown" else f" — {_md(evidence_label(level))}"
         links = _md_links(c.pmid, c.doi)
         lines.append(f"{c.n}. {_md(c.source)}" + (f" {links}" if links else "") + design
                      + f" — “{_md(c.snippet)}”")

@@ -1,21 +1,23 @@
-"""Plain-text and Markdown renderings of an answer (CLI output, "copy with references") and
-of an indexing run's report (``python -m rag index``, ``fetch`` and the web app's startup)."""
+"""Plain-text rendering of an answer (CLI output) and of an indexing run's report
+(``python -m rag index``, ``fetch`` and the web app's startup). The Markdown of an answer
+with its references is :func:`rag.interfaces.export.to_markdown`."""
 
 from __future__ import annotations
 
-from rag.interfaces.export import to_markdown
+from rag.interfaces.citation_strings import doi_name, pubmed_url
 from rag.types import Answer, Citation, IndexReport
 
-__all__ = ["answer_as_markdown", "answer_as_text", "index_counts", "index_report_lines",
-           "reference_line"]
+__all__ = ["answer_as_text", "index_counts", "index_report_lines", "reference_line"]
 
 
 def reference_line(citation: Citation) -> str:
+    """``source (PMID 123; doi:10.1000/x; section)``: the ids that the links of the source
+    panel and the exports are made from, and nothing that would not make one."""
     ids = []
-    if citation.pmid:
+    if pubmed_url(citation.pmid):
         ids.append(f"PMID {citation.pmid}")
-    if citation.doi:
-        ids.append(f"doi:{citation.doi}")
+    if doi_name(citation.doi):
+        ids.append(f"doi:{doi_name(citation.doi)}")
     where = citation.section or (f"page {citation.page}" if citation.page else "")
     tail = "; ".join(ids + ([where] if where else []))
     return f"{citation.source}" + (f" ({tail})" if tail else "")
@@ -42,12 +44,6 @@ def answer_as_text(answer: Answer) -> str:
             lines.append(f"  {p.rank}. {p.title} ({p.doc_id}): {p.text[:200]}")
     lines += [f"note: {n}" for n in answer.notes]
     return "\n".join(lines).rstrip()
-
-
-def answer_as_markdown(answer: Answer) -> str:
-    """The answer with a numbered reference list, for pasting into notes (the same text as
-    ``python -m rag ask --format markdown``; one implementation, in the export module)."""
-    return to_markdown(answer)
 
 
 def index_counts(report: IndexReport) -> str:

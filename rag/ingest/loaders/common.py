@@ -6,6 +6,7 @@ import codecs
 import re
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import unquote
 
 from rag.errors import DocumentLoadError
 from rag.ingest.cleaning import clean_text, slugify, strip_control
@@ -85,7 +86,7 @@ def assemble(
             name, f"text is {len(text):,} characters, above the limit of {max_chars:,}"
         )
     return Document(
-        doc_id=doc_id, text=text, sections=tuple(sections), meta=_printable(meta),
+        doc_id=doc_id, text=text, sections=tuple(sections), meta=_with_doi(_printable(meta)),
         doc_type=doc_type,
     )
 
@@ -103,6 +104,16 @@ def _printable(meta: dict[str, Any]) -> dict[str, Any]:
     return {key: clean(value) for key, value in meta.items()}
 
 
+def _with_doi(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` with its DOI as a bare DOI name, or without it when it is not one: every
+    loader stores the same form, so links and exports never have to guess."""
+    if "doi" not in meta:
+        return meta
+    doi = coerce_doi(meta["doi"])
+    rest = {key: value for key, value in meta.items() if key != "doi"}
+    return {**rest, "doi": doi} if doi else rest
+
+
 def default_doc_id(name: str) -> str:
     stem = re.sub(r"\.[A-Za-z0-9]+$", "", name.replace("\\", "/").rsplit("/", 1)[-1])
     return slugify(stem)
@@ -111,3 +122,26 @@ def default_doc_id(name: str) -> str:
 def coerce_year(value: Any) -> int | None:
     match = re.search(r"\b(1[89]\d\d|20\d\d|2100)\b", str(value)) if value is not None else None
     return int(match.group(1)) if match else None
+
+
+_DOI_PREFIX = re.compile(r"^(?:doi:\s*|(?P<url>https?://(?:dx\.)?doi\.org/))", re.IGNORECASE)
+_DOI_NAME = re.compile(r"10\.\d+(?:\.\d+)*/\S+")  # "10." registrant "/" suffix
+
+
+def coerce_doi(value: Any) -> str | None:
+    """A DOI name (``10.1000/xyz``) from a bare name, ``doi:10.1000/xyz`` or a doi.org URL
+    (whose percent-escapes are undone); None for anything else, a DOI with spaces or control
+    characters included.
+
+    >>> coerce_doi("https://doi.org/10.1000/ab%281%29")
+    '10.1000/ab(1)'
+    """
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    prefix = _DOI_PREFIX.match(text)
+    if prefix:
+        text = text[prefix.end():]
+        if prefix.group("url"):
+            text = unquote(text)
+    return text if _DOI_NAME.fullmatch(text) and text.isprintable() else None

@@ -7,7 +7,13 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
-from rag.ingest.loaders.common import assemble, coerce_year, decode_text, default_doc_id
+from rag.ingest.loaders.common import (
+    assemble,
+    coerce_doi,
+    coerce_year,
+    decode_text,
+    default_doc_id,
+)
 from rag.settings import LoaderSettings
 from rag.types import Document
 
@@ -96,8 +102,9 @@ class _Extractor(HTMLParser):
             if year:
                 self.meta.setdefault("year", year)
         elif field == "doi":
-            if value.lower().startswith(("10.", "doi:10.")):
-                self.meta.setdefault("doi", value.removeprefix("doi:"))
+            doi = coerce_doi(value)
+            if doi:
+                self.meta.setdefault("doi", doi)
         else:
             self.meta.setdefault(field, value)
 

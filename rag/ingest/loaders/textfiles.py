@@ -9,7 +9,13 @@ import yaml
 
 from rag.errors import DocumentLoadError
 from rag.ingest.cleaning import slugify
-from rag.ingest.loaders.common import assemble, coerce_year, decode_text, default_doc_id
+from rag.ingest.loaders.common import (
+    assemble,
+    coerce_doi,
+    coerce_year,
+    decode_text,
+    default_doc_id,
+)
 from rag.settings import LoaderSettings
 from rag.types import Document
 
@@ -178,4 +184,10 @@ def parse_front_matter(block: str, name: str) -> dict[str, Any]:
             meta[key] = value if isinstance(value, (str, int, float, bool)) else str(value)
     if "pmid" in meta and not meta["pmid"].isdigit():
         raise DocumentLoadError(name, f"front matter field 'pmid' must be digits: {meta['pmid']!r}")
+    if "doi" in meta:
+        doi = coerce_doi(meta["doi"])
+        if doi is None:
+            raise DocumentLoadError(name, "front matter field 'doi' is not a DOI (10.xxxx/...): "
+                                    f"{meta['doi']!r}")
+        meta["doi"] = doi
     return meta

@@ -21,8 +21,12 @@ import gradio as gr
 
 from rag.errors import RagError
 from rag.facade import RAG
-from rag.interfaces.export import EXPORT_SUFFIX, export_text, references_from_answer
-from rag.interfaces.render import answer_as_markdown
+from rag.interfaces.export import (
+    EXPORT_SUFFIX,
+    export_text,
+    references_from_answer,
+    to_markdown,
+)
 from rag.interfaces.ui.evidence_data import badge_css, evidence_data
 from rag.interfaces.ui.evidence_view import EVIDENCE_CSS
 from rag.interfaces.ui.files import (
@@ -234,7 +238,7 @@ class _Callbacks:
     def copy_answer(self, answer: Answer | None) -> Any:
         if answer is None:
             return gr.update(value="Ask a question first.", visible=True)
-        return gr.update(value=answer_as_markdown(answer), visible=True)
+        return gr.update(value=to_markdown(answer), visible=True)
 
     def export_answer(self, answer: Answer | None, fmt_label: str,
                       request: gr.Request) -> Any:

@@ -12,10 +12,10 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 from rag.errors import QueryError
 from rag.ingest.evidence import EVIDENCE_LEVELS, evidence_label, evidence_of
+from rag.interfaces.citation_strings import doi_name, doi_url, pubmed_url, safe_url
 from rag.interfaces.ui.evidence_data import LEVEL_COLORS, doc_year, tag_values
 from rag.types import Answer, Citation, IndexReport, Passage, SkippedFile
 
@@ -52,25 +52,6 @@ def escape(value: Any) -> str:
 def escape_markdown(value: Any) -> str:
     """Text that Markdown renders literally: HTML escaped, punctuation backslash-escaped."""
     return _MD_SPECIAL.sub(r"\\\1", html.escape(str(value), quote=False))
-
-
-def pubmed_url(pmid: str | None) -> str | None:
-    return f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/" if pmid and pmid.isdigit() else None
-
-
-def doi_url(doi: str | None) -> str | None:
-    if not doi:
-        return None
-    doi = doi.strip().removeprefix("https://doi.org/").removeprefix("doi:")
-    return f"https://doi.org/{quote(doi, safe='/:;()._-')}" if doi.startswith("10.") else None
-
-
-def safe_url(url: str | None) -> str | None:
-    """Only plain http(s) links leave the page (no ``javascript:`` or ``data:`` URLs)."""
-    if not url:
-        return None
-    parts = urlsplit(url.strip())
-    return url.strip() if parts.scheme in ("http", "https") and parts.netloc else None
 
 
 def _link(url: str, label: str, css: str) -> str:
@@ -218,7 +199,8 @@ def _card_html(group: list[Citation], passages: Sequence[Passage],
         meta.append(f"section: {where}" if first.section else where)
     links = [_link(u, f"PubMed {first.pmid}", "rag-pubmed") for u in [pubmed_url(first.pmid)]
              if u]
-    links += [_link(u, f"doi:{first.doi}", "rag-doi") for u in [doi_url(first.doi)] if u]
+    links += [_link(u, f"doi:{doi_name(first.doi)}", "rag-doi") for u in [doi_url(first.doi)]
+              if u]
     if not links:
         links += [_link(u, "source", "rag-url") for u in [safe_url(first.url)] if u]
     source = (f'<div class="rag-source-line">{escape(first.source)}</div>'
