@@ -190,3 +190,14 @@ def test_python_dash_m_rag(
                             timeout=120, check=False)
     assert failed.returncode == 1
     assert failed.stderr.startswith("error: ") and "Traceback" not in failed.stderr
+
+
+@pytest.mark.parametrize("command", ["search", "ask", "export"])
+def test_filter_help_names_every_filter_key(command: str,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.retrieve.filters import FILTER_KEYS
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(key in text.split("--filter KEY=VALUE", 1)[1] for key in FILTER_KEYS)

@@ -19,16 +19,21 @@ from typing import Any, NoReturn
 
 from rag.errors import QueryError, RagError
 from rag.interfaces.export import EXPORT_FORMATS
+from rag.retrieve.filters import FILTER_KEYS
 from rag.settings import Settings, load_settings
 
 __all__ = ["main"]
+
+FILTER_HELP = (f"{', '.join(FILTER_KEYS)}: e.g. disease=CLL, year=2005-2015, "
+               "evidence='Phase 3 trial' (a study design); repeatable")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m rag",
         description="TRAIL-RAG: cited answers about TRAIL resistance and TRAIL-based therapy "
-        "in hematologic malignancies, from a local FAISS + BM25 index.",
+        "in hematologic malignancies, from a local index: BM25 and chunk vectors in FAISS "
+        "files or in Milvus (--backend).",
     )
     parser.add_argument("--settings", metavar="FILE", help="YAML/JSON settings file")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -61,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("query")
     cmd.add_argument("--k", type=int, default=None, help="number of passages (default 5)")
     cmd.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
-                     help="disease, agent, evidence, doc_id, year (e.g. 2005-2015); repeatable")
+                     help=FILTER_HELP)
 
     cmd = add("ask", "Answer a question with sentence-level citations; --format bibtex, ris, "
               "csljson or markdown prints the cited references for a reference manager.")
@@ -71,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "references as bibtex, ris, csljson, or markdown (answer + references)")
     cmd.add_argument("--k", type=int, default=None, help="passages to return (default 5)")
     cmd.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
-                     help="disease, agent, evidence, doc_id, year (e.g. 2005-2015); repeatable")
+                     help=FILTER_HELP)
     cmd.add_argument("--mode", choices=["extractive", "llm"], default="extractive",
                      help="llm needs RAG_LLM_URL and RAG_LLM_MODEL (falls back to extractive)")
     cmd.add_argument("--strict", action="store_true",
@@ -84,8 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--format", choices=EXPORT_FORMATS, default="bibtex",
                      help="bibtex (default), ris, csljson or markdown")
     cmd.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
-                     help="disease, agent, evidence, topic, doc_id, year (e.g. 2005-2015); "
-                     "repeatable")
+                     help=FILTER_HELP)
     cmd.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
     cmd.add_argument("--index", metavar="DIR", help="index folder (default: index/, "
                      "or $RAG_INDEX_DIR)")
@@ -208,8 +212,8 @@ def _open(args: argparse.Namespace, settings: Settings, *, query: bool = False) 
     return RAG.open(args.index, settings=settings, preload_model=query)
 
 
-def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    if getattr(args, "json", False):
+def _emit(as_json: bool, data: Any, text: str) -> None:
+    if as_json:
         print(json.dumps(data, ensure_ascii=False, indent=None))
     else:
         print(text)
@@ -223,14 +227,14 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     paths = args.paths or [str(settings.docs_dir)]
     with ProgressBar(shown=not (args.no_progress or args.json)) as bar:
         report = rag.add(paths, rebuild=args.rebuild, progress=bar)
-    _emit(args, report.to_dict(), "\n".join(index_report_lines(report)))
+    _emit(args.json, report.to_dict(), "\n".join(index_report_lines(report)))
     return 0
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     status = _open(args, settings).status()
     text = "\n".join(f"{k}: {v}" for k, v in status.items())
-    _emit(args, status, text)
+    _emit(args.json, status, text)
     return 0
 
 
@@ -240,14 +244,14 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     data = doc.to_dict()
     data["chunks"] = rag.snapshot.docs[doc.doc_id].n_chunks
     meta = "\n".join(f"{k}: {v}" for k, v in doc.meta.items())
-    _emit(args, data, f"{doc.doc_id} ({doc.doc_type})\n{meta}\n\n{doc.text}")
+    _emit(args.json, data, f"{doc.doc_id} ({doc.doc_type})\n{meta}\n\n{doc.text}")
     return 0
 
 
 def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
     removed = _open(args, settings).remove(args.doc_ids)
     missing = sorted(set(args.doc_ids) - set(removed))
-    _emit(args, {"removed": removed, "not_found": missing},
+    _emit(args.json, {"removed": removed, "not_found": missing},
           f"removed: {', '.join(removed)}" + (f"\nnot found: {', '.join(missing)}"
                                                if missing else ""))
     return 0
@@ -271,7 +275,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         f"{p.rank}. [{p.score:.3f}] {p.title} ({p.doc_id}, {p.section or '-'})\n   {p.text}"
         for p in passages
     ) or "no passages"
-    _emit(args, data, text)
+    _emit(args.json, data, text)
     return 0
 
 
@@ -282,8 +286,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if fmt in ("text", "json"):
         from rag.interfaces.render import answer_as_text
 
-        args.json = fmt == "json"
-        _emit(args, answer.to_dict(), answer_as_text(answer))
+        _emit(fmt == "json", answer.to_dict(), answer_as_text(answer))
     else:
         from rag.interfaces.export import export_text, references_from_answer, to_markdown
 
@@ -330,7 +333,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     reports = evaluate_files(rag, [Path(f) for f in args.files], k=args.k,
                              baselines=args.baselines)
     data: dict[str, Any] = reports[0] if len(reports) == 1 else {"reports": reports}
-    _emit(args, data, "\n\n".join(format_report(r) for r in reports))
+    _emit(args.json, data, "\n\n".join(format_report(r) for r in reports))
     return 0
 
 
