@@ -3,7 +3,9 @@ and talk to it through Gradio's plain HTTP API (``call_api``, ``upload_file``).
 
 The notes are small Markdown files written on the fly; one carries an HTML/script payload in
 its title and body, to check that the UI shows document text as text, and one is a clinical
-trial, so that the evidence timeline has a study on it.
+trial, so that the evidence timeline has a study on it. For :data:`CLINICAL_FIRST_QUESTION` a
+preclinical note leads the answer, with the trial close behind (within the default
+``answer.clinical_margin``), so "clinical evidence first" visibly changes the lead citation.
 """
 
 from __future__ import annotations
@@ -99,8 +101,24 @@ Forty patients with relapsed follicular lymphoma received dulanermin with rituxi
 open-label trial. The combination produced objective responses in 24 of the 40 patients, and \
 dulanermin added no dose-limiting toxicity to rituximab.
 """,
+    "rituximab-fl-cells.md": """---
+id: rituximab-fl-cells
+title: "Rituximab sensitizes follicular lymphoma cell lines to TRAIL"
+year: 2009
+diseases: ["follicular lymphoma"]
+evidence: preclinical in vitro
+---
+## Findings
+Rituximab increased TRAIL-induced apoptosis in follicular lymphoma cell lines within a day. \
+Follicular lymphoma cells treated with rituximab showed strong caspase-8 activation after \
+TRAIL in these experiments.
+""",
 }
 CLINICAL_NOTE_ID = "dulanermin-fl-trial"
+# Without clinical first the preclinical note leads (the best-retrieved passage); with it, the
+# trial (scored about 0.9 of the top) moves ahead. No agent tag: the map keeps its cells.
+CLINICAL_FIRST_QUESTION = "What does rituximab do in follicular lymphoma?"
+PRECLINICAL_LEAD_ID = "rituximab-fl-cells"
 
 UPLOAD_NOTE = """---
 id: quorvane-note

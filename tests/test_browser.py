@@ -21,6 +21,7 @@ import pytest
 from appserver import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    CLINICAL_FIRST_QUESTION,
     CLINICAL_NOTE_ID,
     NOTES,
     PAYLOAD_SCRIPT,
@@ -29,6 +30,7 @@ from appserver import (
     UPLOAD_NOTE,
     App,
 )
+from bibtex_support import parse_bibtex
 
 ANSWER_TIMEOUT_MS = 120_000
 MAP_MARKS = "#rag-evidence-map .mark-symbol.role-mark path"
@@ -98,14 +100,6 @@ def _check_served_from_the_session_folder(url: str) -> None:
     assert str(PROJECT_ROOT) not in url
 
 
-def _parse_bibtex(text: str) -> list[Any]:
-    import bibtexparser
-
-    library = bibtexparser.parse_string(text)
-    assert not library.failed_blocks, library.failed_blocks
-    return list(library.entries)
-
-
 def _open_library(page: Any) -> None:
     page.get_by_role("tab", name="Library").click()
     page.locator(MAP_MARKS).first.wait_for(timeout=30_000)
@@ -173,12 +167,18 @@ def test_answer_shows_study_design_badges_and_the_evidence_summary(
     assert not clinical.is_checked()  # off by default
     page.screenshot(path=str(screenshot_dir / "ui-evidence-answer.png"), full_page=True)
 
+    # the checkbox changes which study leads the answer: preclinical without it, the trial with
+    from playwright.sync_api import expect
+
+    lead = page.locator("#rag-sources .rag-cite").first
+    _ask(page, CLINICAL_FIRST_QUESTION, "Rituximab sensitizes")
+    expect(lead.locator(".rag-title")).to_contain_text("Rituximab sensitizes")
+    expect(lead.locator(".rag-badge")).to_have_text("In vitro / ex vivo")
     clinical.check()
-    _ask(page, "What did dulanermin with rituximab do in follicular lymphoma?", "Dulanermin")
-    trial = page.locator("#rag-sources .rag-cite .rag-badge-phase-1-2").first
-    assert trial.inner_text() == "Phase 1\u20132 trial"
-    page.locator("#rag-sources .rag-evidence-summary",
-                 has_text="Evidence: 1 phase 1\u20132 trial").wait_for()
+    _ask(page, CLINICAL_FIRST_QUESTION, "Dulanermin")
+    expect(lead.locator(".rag-title")).to_contain_text("Dulanermin with rituximab",
+                                                       timeout=ANSWER_TIMEOUT_MS)
+    expect(lead.locator(".rag-badge")).to_have_text("Phase 1\u20132 trial")
 
 
 def test_answer_references_download_as_bibtex_and_ris(page: Any) -> None:
@@ -190,11 +190,10 @@ def test_answer_references_download_as_bibtex_and_ris(page: Any) -> None:
     url, text = _download(page, "#rag-answer-download")
     _check_served_from_the_session_folder(url)
     assert url.endswith(".bib")
-    (entry,) = _parse_bibtex(text)
-    assert entry.entry_type == "article"
-    assert entry.fields_dict["pmid"].value == "12345678"
-    assert entry.fields_dict["doi"].value == "10.1000/ltr.2004.17"
-    assert "c-FLIP blocks TRAIL-induced apoptosis" in entry.fields_dict["title"].value
+    (entry,) = parse_bibtex(text).values()
+    assert entry["pmid"] == "12345678"
+    assert entry["doi"] == "10.1000/ltr.2004.17"
+    assert "c-FLIP blocks TRAIL-induced apoptosis" in entry["title"]
 
     page.locator("#rag-answer-format").get_by_label("RIS").check()
     page.locator("#rag-answer-download", has_text="(RIS)").wait_for()
@@ -361,10 +360,9 @@ def test_script_payload_renders_as_text(page: Any, screenshot_dir: Path) -> None
                  ).wait_for()
     url, text = _download(page, "#rag-library-export")
     _check_served_from_the_session_folder(url)
-    entries = _parse_bibtex(text)
-    assert len(entries) == len(NOTES) and {e.entry_type for e in entries} == {"article"}
-    titles = [e.fields_dict["title"].value for e in entries]
-    assert "{" + PAYLOAD_TITLE + "}" in titles
+    entries = parse_bibtex(text)
+    assert len(entries) == len(NOTES)
+    assert PAYLOAD_TITLE in [e["title"] for e in entries.values()]
 
     page.get_by_label("Documents to delete").click()
     expect(page.get_by_role("option", name="Payload note", exact=False)).to_contain_text(

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from answer_support import build_index
+from bibtex_support import parse_bibtex
 
 from rag import RAG, Answer, Citation
 from rag.answer.citations import with_marker
@@ -69,31 +70,6 @@ def library(tmp_path_factory: pytest.TempPathFactory, open_fake_rag: Callable[..
     report = rag.add([notes])
     assert len(report.added) == len(SEEDS) + 3, report.to_dict()
     return rag
-
-
-def _decoder() -> Any:
-    """pylatexenc's LaTeX-to-text with the two text-mode brace macros it lacks."""
-    from pylatexenc.latex2text import (
-        LatexNodes2Text,
-        MacroTextSpec,
-        get_default_latex_context_db,
-    )
-
-    db = get_default_latex_context_db()
-    db.add_context_category("braces", prepend=True, macros=[
-        MacroTextSpec("textbraceleft", "{"), MacroTextSpec("textbraceright", "}")])
-    return LatexNodes2Text(latex_context=db)
-
-
-def parse_bibtex(text: str, *, decode: bool = True) -> dict[str, dict[str, str]]:
-    """Entries by key, each field as text (LaTeX decoded unless ``decode`` is false)."""
-    from bibtexparser.middlewares import LatexDecodingMiddleware
-
-    middleware = [LatexDecodingMiddleware(decoder=_decoder())] if decode else []
-    lib = bibtexparser.parse_string(text, append_middleware=middleware)
-    assert not lib.failed_blocks, [b.error for b in lib.failed_blocks]
-    assert all(e.entry_type == "article" for e in lib.entries)
-    return {e.key: {k: str(f.value) for k, f in e.fields_dict.items()} for e in lib.entries}
 
 
 # -- reading citation strings ----------------------------------------------------------------

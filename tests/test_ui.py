@@ -15,9 +15,11 @@ from urllib.parse import quote
 import httpx
 import pytest
 from appserver import (
+    CLINICAL_FIRST_QUESTION,
     CLINICAL_NOTE_ID,
     NOTES,
     PAYLOAD_SCRIPT,
+    PRECLINICAL_LEAD_ID,
     PROJECT_ROOT,
     UPLOAD_NOTE,
     App,
@@ -108,6 +110,16 @@ def test_ask_clinical_first_takes_the_same_inputs_as_ask(client, app: App) -> No
         # plain HTTP clients send exactly four inputs, as before
         plain = call_api(app.url, endpoint.lstrip("/"), question, 3, {}, "extractive")
         assert plain["citations"][0]["doc_id"] == CLINICAL_NOTE_ID
+
+
+def test_ask_clinical_first_changes_the_lead_citation(client, app: App) -> None:  # type: ignore[no-untyped-def]
+    plain = client.predict(CLINICAL_FIRST_QUESTION, 3, {}, "extractive", api_name="/ask")
+    assert plain["citations"][0]["doc_id"] == PRECLINICAL_LEAD_ID
+    assert plain["citations"][0]["evidence"] == "in-vitro"
+    first = call_api(app.url, "ask_clinical_first", CLINICAL_FIRST_QUESTION, 3, {},
+                     "extractive")
+    assert first["citations"][0]["doc_id"] == CLINICAL_NOTE_ID
+    assert first["citations"][0]["evidence"] == "phase-1-2"
 
 
 def test_ask_clinical_first_never_ranks_the_trial_lower(client) -> None:  # type: ignore[no-untyped-def]

@@ -235,6 +235,23 @@ def test_badge_shows_the_label_with_the_reason_escaped() -> None:
     assert badge_html("in-vitro").endswith('title="In vitro / ex vivo">In vitro / ex vivo</span>')
 
 
+def test_contrast_ratio_matches_known_wcag_values() -> None:
+    # values from the WCAG 2 definition, not from the code under test
+    assert contrast_ratio("#000000", "#ffffff") == pytest.approx(21.0)
+    assert contrast_ratio("#ffffff", "#000000") == pytest.approx(21.0)  # order does not matter
+    assert contrast_ratio("#777777", "#ffffff") == pytest.approx(4.48, abs=0.01)  # just under AA
+    assert contrast_ratio("#767676", "#ffffff") == pytest.approx(4.54, abs=0.01)  # just over
+    assert contrast_ratio("#123456", "#123456") == pytest.approx(1.0)
+
+
+def test_badge_text_is_white_on_dark_levels_and_dark_on_light_ones() -> None:
+    assert badge_text_color("phase-3") == "#ffffff"  # dark green
+    assert badge_text_color("meta-analysis") == "#ffffff"
+    assert badge_text_color("in-vitro") == "#111827"  # amber
+    assert badge_text_color("unknown") == "#111827"  # mid grey
+    assert badge_text_color("not-a-level") == badge_text_color("unknown")
+
+
 def test_every_level_has_a_readable_colour() -> None:
     assert set(LEVEL_COLORS) == set(EVIDENCE_LEVELS)
     css = badge_css()
