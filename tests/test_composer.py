@@ -20,8 +20,10 @@ from answer_support import ask_checked
 
 from rag import RAG, Settings
 from rag.answer.candidates import CandidatePool
-from rag.answer.features import Candidate
+from rag.answer.features import Candidate, feature_matrix
+from rag.answer.question import classify_question
 from rag.answer.selection import select_sentences
+from rag.settings import AnswerSettings
 
 NOTES = Path(__file__).resolve().parent / "data" / "composer_notes"
 MODEL = Path(__file__).resolve().parents[1] / "rag" / "data" / "answer_model.json"
@@ -89,6 +91,12 @@ def _pool(texts: list[str]) -> CandidatePool:
                          [(i * 100, i * 100 + 50) for i in range(len(texts))])
 
 
+def _select(pool: CandidatePool, scores: np.ndarray, question: str,
+            answer: AnswerSettings) -> list[int]:
+    matrix = feature_matrix(classify_question(question), question, [], [], pool.candidates)
+    return select_sentences(pool, scores, question, answer, matrix=matrix)
+
+
 WHY = "Why are primary CLL cells resistant to TRAIL?"
 RESTATES = "Primary chronic lymphocytic leukemia cells were resistant to TRAIL in culture."
 EXPLAINS = "High c-FLIP in the cells bound the DISC and blocked caspase-8 cleavage."
@@ -99,10 +107,10 @@ def test_a_sentence_that_restates_the_question_loses_to_one_that_adds(
     pool = _pool([RESTATES, EXPLAINS])
     scores = np.array([1.0, 0.5])  # the scorer alone prefers the restatement
     answer = settings.answer
-    assert select_sentences(pool, scores, WHY, answer)[0] == 1
+    assert _select(pool, scores, WHY, answer)[0] == 1
     plain = answer.model_copy(update={"restatement_penalty": 0.0,
                                       "missing_cue_penalty": 0.0})
-    assert select_sentences(pool, scores, WHY, plain)[0] == 0
+    assert _select(pool, scores, WHY, plain)[0] == 0
 
 
 def test_framing_sentences_are_not_the_answer(settings: Settings) -> None:
@@ -110,9 +118,9 @@ def test_framing_sentences_are_not_the_answer(settings: Settings) -> None:
                   "Forty-two percent of patients responded to zorbatumab."])
     scores = np.array([1.0, 0.2])
     answer = settings.answer.model_copy(update={"missing_cue_penalty": 0.0})
-    assert select_sentences(pool, scores, RATE, answer)[0] == 1
+    assert _select(pool, scores, RATE, answer)[0] == 1
     plain = answer.model_copy(update={"framing_penalty": 0.0})
-    assert select_sentences(pool, scores, RATE, plain)[0] == 0
+    assert _select(pool, scores, RATE, plain)[0] == 0
 
 
 def test_a_second_sentence_is_added_for_the_other_part_of_the_question(
@@ -124,9 +132,9 @@ def test_a_second_sentence_is_added_for_the_other_part_of_the_question(
     scores = np.array([2.0, 0.5, 1.0])
     answer = settings.answer.model_copy(update={"max_sentences": 2,
                                                 "missing_cue_penalty": 0.0})
-    assert select_sentences(pool, scores, question, answer) == [0, 1]
+    assert _select(pool, scores, question, answer) == [0, 1]
     plain = answer.model_copy(update={"cue_bonus": 0.0})
-    assert select_sentences(pool, scores, question, plain) == [0, 2]
+    assert _select(pool, scores, question, plain) == [0, 2]
 
 
 MISSING = "What was the response rate of zorbatumab in acute myeloid leukemia?"

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag.answer.candidates import CandidatePool, concept_weights, gather_candidates
+from rag.answer.candidates import concept_weights, gather_candidates
 from rag.answer.citations import with_marker
 from rag.answer.constraints import (
     check_coverage,
@@ -57,8 +57,7 @@ from rag.types import Answer
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["NO_EVIDENCE", "CandidatePool", "answer_question", "compose_extractive",
-           "concept_weights", "gather_candidates", "select_sentences"]
+__all__ = ["NO_EVIDENCE", "answer_question", "compose_extractive"]
 
 NO_EVIDENCE = (
     "The library holds no good evidence for this question. The closest passages are listed "
@@ -128,9 +127,8 @@ def compose_extractive(found: Retrieval, snap: IndexSnapshot, settings: Settings
                 if all(covered_by(d, c) for c in constraints)]
     names = [c for c in found_constraints if c.kind == "name"]
     named = [d for d in covering if all(covered_by(d, c) for c in names)]
-    chosen = select_sentences(pool, scores, found.query, settings.answer, found.concepts,
-                              preferred_docs=[d.doc_id for d in named + covering],
-                              matrix=matrix)
+    chosen = select_sentences(pool, scores, found.query, settings.answer, matrix=matrix,
+                              preferred_docs=[d.doc_id for d in named + covering])
     citations = cite(pool, chosen, scores, snap)
     text = " ".join(with_marker(c.snippet, c.n) for c in citations)
     return with_summary(Answer(found.query, text, True, tuple(citations), passages, {},

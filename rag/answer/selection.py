@@ -7,9 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from rag.answer.candidates import CandidatePool
-from rag.answer.features import FEATURES, feature_matrix
-from rag.answer.question import classify_question, expected_cues, sentence_cues
-from rag.retrieve.hybrid import Concept
+from rag.answer.features import FEATURES
+from rag.answer.question import expected_cues, sentence_cues
 from rag.settings import AnswerSettings
 from rag.store.lexical import tokenize
 
@@ -19,17 +18,13 @@ _FRAMING, _NOVELTY, _CUE_ANY = (FEATURES.index(n) for n in ("framing", "novelty"
 
 
 def select_sentences(pool: CandidatePool, scores: np.ndarray, question: str,
-                     settings: AnswerSettings, concepts: Sequence[Concept] = (), *,
-                     preferred_docs: Sequence[str] = (),
-                     matrix: np.ndarray | None = None) -> list[int]:
+                     settings: AnswerSettings, *, matrix: np.ndarray,
+                     preferred_docs: Sequence[str] = ()) -> list[int]:
     """The best sentence of the first preferred document present (else of the best-retrieved
     document), then sentences that add a missing answer cue or question word.
 
-    ``matrix`` is the candidates' :func:`~rag.answer.features.feature_matrix` (for
-    ``question`` and ``concepts``); it is computed here when not given."""
-    if matrix is None:  # the weights of concepts do not enter the columns read below
-        matrix = feature_matrix(classify_question(question), question, concepts,
-                                [1.0] * len(concepts), pool.candidates)
+    ``matrix`` is the candidates' :func:`~rag.answer.features.feature_matrix` for
+    ``question``: selection reads its framing, novelty and cue columns."""
     cues = expected_cues(question)
     scores = _penalized(scores, matrix, bool(cues), settings)
     order = [int(i) for i in np.argsort(-scores, kind="stable")]

@@ -30,14 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from rag.answer.extractive import (
-    CandidatePool,
-    concept_weights,
-    gather_candidates,
-    select_sentences,
-)
+from rag.answer.candidates import CandidatePool, concept_weights, gather_candidates
 from rag.answer.features import FEATURES, SentenceModel, feature_matrix
 from rag.answer.question import classify_question
+from rag.answer.selection import select_sentences
 from rag.eval.evaluate import GOLD_TOKEN_SHARE, load_items, satisfies, words_of
 from rag.retrieve.hybrid import retrieve
 from rag.settings import Settings, load_settings
@@ -152,7 +148,7 @@ def evaluate(model: SentenceModel, examples: Sequence[Example],
     for ex in examples:
         scores = model.logits(ex.matrix)
         chosen = select_sentences(ex.pool, scores, ex.item["question"], settings.answer,
-                                  ex.concepts)
+                                  matrix=ex.matrix)
         text = " ".join(ex.pool.candidates[i].text for i in chosen)
         cites += len(chosen)
         words += len(text.split())
