@@ -10,7 +10,7 @@ import pytest
 
 from rag.retrieve.filters import build_filter, matching_docs
 from rag.store.metadata import DocRecord
-from rag.store.vectors import Condition
+from rag.store.vectors import Condition, Filter
 
 
 def _record(doc_id: str, **meta: Any) -> DocRecord:
@@ -69,13 +69,21 @@ def test_evidence_selects_by_level_or_by_the_notes_own_words(
     assert _ids({"evidence": evidence}) == expected
 
 
-def test_evidence_resolves_to_document_ids_every_backend_compiles() -> None:
+def test_evidence_resolves_to_levels_every_backend_compiles() -> None:
+    leveled = {d: r for d, r in DOCS.items() if d != "old-index"}
+    (condition,) = build_filter({"evidence": ["Phase 3 trial", "preclinical"]},
+                                leveled).conditions
+    assert condition == Condition("evidence", ("in-vitro", "in-vivo", "phase-3"))
+    both = build_filter({"evidence": "phase-3", "doc_id": "b-nhl,nhl"}, leveled)
+    assert set(matching_docs(both, leveled)) == {"b-nhl"}
+    (nothing,) = build_filter({"evidence": "observational"}, leveled).conditions
+    assert nothing == Condition("evidence", ("observational",))
+    assert not set(matching_docs(Filter((nothing,)), leveled))
+
+
+def test_an_index_without_stored_levels_gets_document_ids() -> None:
     (condition,) = build_filter({"evidence": "Phase 3 trial"}, DOCS).conditions
     assert condition == Condition("doc_id", ("b-nhl", "old-index"))
-    both = build_filter({"evidence": "phase-3", "doc_id": "b-nhl,nhl"}, DOCS)
-    assert set(matching_docs(both, DOCS)) == {"b-nhl"}
-    (nothing,) = build_filter({"evidence": "observational"}, DOCS).conditions
-    assert nothing == Condition("doc_id", ())
 
 
 # -- through the facade: the documents the Library lists are those Ask searches -----------------

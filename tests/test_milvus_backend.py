@@ -55,6 +55,11 @@ def test_ask_cites_and_filters_through_milvus(lite: tuple[RAG, Path]) -> None:
     passages = rag.search("TRAIL resistance", k=5, filters={"disease": "CLL"})
     assert passages and {p.doc_id for p in passages} == {"cll-venetoclax"}
     assert rag.search("TRAIL", k=5, filters={"year": "1990-1991"}) == []
+    docs = rag.snapshot.docs
+    level = docs["cll-venetoclax"].meta["evidence_level"]
+    by_level = rag.search("TRAIL resistance", k=5, filters={"evidence": level})
+    assert "cll-venetoclax" in {p.doc_id for p in by_level}
+    assert all(docs[p.doc_id].meta["evidence_level"] == level for p in by_level)
 
 
 def test_remove_switches_generations_and_drops_old_collections(

@@ -7,12 +7,13 @@ tagged "chronic lymphocytic leukemia", "ALL" never matches "small lymphocytic ly
 
 The evidence filter selects by study design, the level the UI shows for each document
 (:func:`rag.ingest.evidence.evidence_of`): a level's key (``phase-3``) or label
-("Phase 3 trial"). Other text still matches the notes' own ``evidence:`` wording as before
-(``evidence=preclinical``). A PubMed record has no such wording but does have a level, so the
-condition is resolved here to the ids of the documents that pass.
+("Phase 3 trial"). Other text matches the notes' own ``evidence:`` wording and selects the
+levels of the notes it matches (``evidence=preclinical``). The condition names levels, which
+the indexer stores with every document (PubMed records too), so it stays a handful of values
+however large the library.
 
-The resolved filter names stored values and document ids only, so every vector backend can
-compile it (a row mask for numpy and FAISS, an expression for a database).
+The resolved filter names stored values only, so every vector backend can compile it (a row
+mask for numpy and FAISS, an expression for a database).
 """
 
 from __future__ import annotations
@@ -52,8 +53,7 @@ def build_filter(filters: Mapping[str, Any], docs: Mapping[str, Any]) -> Filter:
             conditions.append(Condition("year", low=low, high=high))
         elif key == "evidence":
             wanted = value if isinstance(value, (list, tuple, set)) else [value]
-            conditions.append(Condition("doc_id", _evidence_docs([str(w) for w in wanted],
-                                                                 docs)))
+            conditions.append(_evidence_condition([str(w) for w in wanted], docs))
         else:
             wanted = value if isinstance(value, (list, tuple, set)) else [value]
             stored = _stored_values(docs, META_FIELDS[key])
@@ -103,9 +103,9 @@ _LEVEL_NAMES = {**{_level_key(key): key for key in EVIDENCE_LABELS},
                 **{_level_key(label): key for key, label in EVIDENCE_LABELS.items()}}
 
 
-def _evidence_docs(wanted: Iterable[str], docs: Mapping[str, Any]) -> tuple[str, ...]:
-    """Ids of the documents whose evidence level is one of those named in ``wanted``, or whose
-    own ``evidence:`` wording matches one of the other values."""
+def _evidence_condition(wanted: Iterable[str], docs: Mapping[str, Any]) -> Condition:
+    """Documents whose evidence level is one of those named in ``wanted``, or the level of a
+    document whose own ``evidence:`` wording matches one of the other values."""
     levels: set[str] = set()
     words: list[str] = []
     for value in wanted:
@@ -116,10 +116,13 @@ def _evidence_docs(wanted: Iterable[str], docs: Mapping[str, Any]) -> tuple[str,
             words.append(value)
     worded = {v for v in _stored_values(docs, "evidence") if any(_term_matches(w, v)
                                                                  for w in words)}
-    return tuple(sorted(
-        doc_id for doc_id, record in docs.items()
-        if (levels and evidence_of(record.meta).level in levels)
-        or any(str(v) in worded for v in meta_values(record.meta, "evidence"))))
+    levels.update(evidence_of(record.meta).level for record in docs.values()
+                  if any(str(v) in worded for v in meta_values(record.meta, "evidence")))
+    if all(META_FIELDS["evidence"] in record.meta for record in docs.values()):
+        return Condition("evidence", tuple(sorted(levels)))
+    # An index built before levels were stored: name the documents instead.
+    return Condition("doc_id", tuple(sorted(
+        doc_id for doc_id, record in docs.items() if evidence_of(record.meta).level in levels)))
 
 
 def year_range(key: str, value: Any) -> tuple[int, int]:

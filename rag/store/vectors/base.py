@@ -13,8 +13,9 @@ __all__ = ["FILTER_FIELDS", "META_FIELDS", "Condition", "Filter", "Hits", "Local
            "RowTable", "VectorIndex", "meta_values", "row_mask"]
 
 FILTER_FIELDS = ("doc_id", "disease", "agent", "evidence", "topic", "year")
-# The document metadata key behind each tag filter.
-META_FIELDS = {"disease": "diseases", "agent": "agents", "evidence": "evidence",
+# The document metadata key behind each tag filter (evidence: the study-design level the
+# indexer stores, see rag.ingest.evidence).
+META_FIELDS = {"disease": "diseases", "agent": "agents", "evidence": "evidence_level",
                "topic": "topics"}
 
 

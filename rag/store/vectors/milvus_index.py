@@ -7,8 +7,8 @@ generation becomes live; the local ``CURRENT`` switch is the commit, then the al
 manifest names, so it never sees a half-written one. The same code talks to embedded Milvus
 Lite (a local path) and to a Milvus server or cluster (``http://host:19530``).
 
-Each row carries its chunk row id, document id and the document's year, evidence, diseases,
-agents and topics, so a :class:`~rag.store.vectors.base.Filter` compiles to a Milvus
+Each row carries its chunk row id, document id and the document's year, study-design level,
+diseases, agents and topics, so a :class:`~rag.store.vectors.base.Filter` compiles to a Milvus
 expression (:func:`compile_filter`) and filtered search runs in Milvus.
 """
 
@@ -141,7 +141,7 @@ class MilvusIndex:
         entity: dict[str, Any] = {
             "row": row, "doc_id": doc_id[:512],
             "year": year if isinstance(year, int) and not isinstance(year, bool) else -1,
-            "evidence": str(meta.get("evidence") or "")[:256],
+            "evidence": str(meta.get(META_FIELDS["evidence"]) or "")[:256],
             "vector": vector.tolist(),
         }
         for field in _ARRAYS.values():
