@@ -121,6 +121,20 @@ def test_markdown_id_and_heading_title(tmp_path: Path, settings: Settings) -> No
     assert doc.title == "Heading Title"
 
 
+@pytest.mark.parametrize("newline", [b"\r\n", b"\r"], ids=["windows", "old-mac"])
+def test_markdown_front_matter_with_other_line_ends(tmp_path: Path, settings: Settings,
+                                                    newline: bytes) -> None:
+    path = tmp_path / "note.md"
+    lines = [b"---", b"id: crlf-note", b"title: DR5 on myeloma cells", b"diseases: [myeloma]",
+             b"---", b"## Findings", b"Bortezomib raised DR5 on myeloma cells."]
+    path.write_bytes(newline.join(lines) + newline)
+    doc = load_one(path, settings)
+    assert (doc.doc_id, doc.title) == ("crlf-note", "DR5 on myeloma cells")
+    assert doc.meta["diseases"] == ["myeloma"]
+    assert "---" not in doc.text and "\r" not in doc.text
+    assert doc.sections[0].title == "Findings"
+
+
 def test_pdf_pages(tmp_path: Path, settings: Settings, make_pdf: Callable[..., bytes]) -> None:
     path = tmp_path / "paper.pdf"
     path.write_bytes(make_pdf(

@@ -19,7 +19,8 @@ import yaml
 
 from rag.ingest.evidence import classify_document
 from rag.ingest.loaders import iter_files
-from rag.ingest.loaders.textfiles import _FRONT_MATTER  # no public split of note and body
+from rag.ingest.loaders.common import decode_text
+from rag.ingest.loaders.textfiles import split_front_matter
 from rag.settings import LoaderSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -112,16 +113,18 @@ def chatter_hits(body: str) -> list[tuple[str, str]]:
 
 
 def split_note(path: Path) -> tuple[object, str]:
-    """Return (parsed front matter, body). Raises AssertionError with a readable message."""
-    text = path.read_bytes().decode("utf-8")  # no newline translation, as the loader reads
-    m = _FRONT_MATTER.match(text)
-    assert m, (f"{path.name}: the loader finds no YAML front matter between leading '---' "
-               "lines (Unix line ends)")
+    """Return (parsed front matter, body). Raises AssertionError with a readable message.
+
+    The block is split as the loader splits it, but its YAML is read raw: the loader would
+    quietly mend an unquoted pmid or a bare string given for a list, which we want reported."""
+    block, body = split_front_matter(decode_text(path.read_bytes(), path.name))
+    assert block is not None, (f"{path.name}: the loader finds no YAML front matter between "
+                               "leading '---' lines")
     try:
-        meta = yaml.safe_load(m.group(1))
+        meta = yaml.safe_load(block)
     except yaml.YAMLError as exc:  # pragma: no cover - message path
         raise AssertionError(f"{path.name}: front matter is not valid YAML: {exc}") from exc
-    return meta, text[m.end():]
+    return meta, body
 
 
 def load_meta(path: Path) -> dict:

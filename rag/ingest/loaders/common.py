@@ -23,10 +23,19 @@ _CP1252_TEXTLIKE = re.compile(r"[\x00-\x08\x0e-\x1f]")
 
 
 def decode_text(data: bytes, name: str) -> str:
-    """Decode text bytes: a BOM if present, else UTF-8, else Windows-1252/Latin-1 text.
+    """Decode text bytes: a BOM if present, else UTF-8, else Windows-1252/Latin-1 text, with
+    Windows and old Mac line ends turned into ``\n`` (so a note's front matter is found).
 
     Raises DocumentLoadError for binary data and for bytes that are neither.
     """
+    return _unix_lines(_decode(data, name))
+
+
+def _unix_lines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _decode(data: bytes, name: str) -> str:
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             try:

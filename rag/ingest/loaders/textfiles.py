@@ -110,12 +110,8 @@ _STRING_FIELDS = ("id", "title", "source", "journal", "pmid", "pmcid", "doi", "u
 
 
 def load_markdown(data: bytes, name: str, settings: LoaderSettings) -> list[Document]:
-    text = decode_text(data, name)
-    meta: dict[str, Any] = {}
-    match = _FRONT_MATTER.match(text)
-    if match:
-        meta = parse_front_matter(match.group(1), name)
-        text = text[match.end():]
+    block, text = split_front_matter(decode_text(data, name))
+    meta = parse_front_matter(block, name) if block is not None else {}
     parts: list[tuple[str, str, int | None]] = []
     section = ""
     buffer: list[str] = []
@@ -147,6 +143,12 @@ def load_markdown(data: bytes, name: str, settings: LoaderSettings) -> list[Docu
 def _strip_inline(line: str) -> str:
     line = _MD_LINK.sub(r"\1", line)
     return _MD_EMPHASIS.sub(r"\2", line)
+
+
+def split_front_matter(text: str) -> tuple[str | None, str]:
+    """A note's YAML front matter block (None when there is none) and the body after it."""
+    match = _FRONT_MATTER.match(text)
+    return (match.group(1), text[match.end():]) if match else (None, text)
 
 
 def parse_front_matter(block: str, name: str) -> dict[str, Any]:
