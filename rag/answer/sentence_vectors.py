@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from rag.embed.embedder import title_prefix
 from rag.errors import QueryError
-from rag.ingest.pipeline import title_prefix
 from rag.store.snapshot import IndexSnapshot
 
 __all__ = ["chunk_sentence_vectors"]

@@ -106,7 +106,7 @@ def build_ours(params: dict[str, Any]) -> dict[str, Any]:
 
 def _model_tokens(rag: Any, embedder: Any) -> list[int]:
     """Tokens the model reads per chunk: the chunk text plus the title prefix before it."""
-    from rag.ingest.pipeline import title_prefix
+    from rag.embed.embedder import title_prefix
 
     snap = rag.snapshot
     prefix = {doc_id: embedder.count_tokens([title_prefix(doc.title, embedder)])[0]

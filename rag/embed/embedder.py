@@ -22,7 +22,7 @@ import types
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -31,13 +31,27 @@ from rag.settings import EmbeddingSettings
 from rag.types import Span
 
 __all__ = ["EmbeddedChunk", "Embedder", "EmbeddingCache", "cpu_has_bf16", "pick_dtype",
-           "resolve_model"]
+           "resolve_model", "title_prefix"]
 
 _DEFAULT_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 PREFIX_CHARS = 160  # title prefix given to the model with each chunk
 PREFIX_TOKEN_BUDGET = 48
 _BUILD_LOCK = threading.Lock()  # see Embedder.__init__
 _FEW_TEXTS = 4  # embed() calls up to this size count as questions (see Embedder._few_threads)
+
+
+class TokenCounter(Protocol):
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
+def title_prefix(title: str, model: TokenCounter) -> str:
+    """The title given to the model before each chunk (at indexing, and when sentence vectors
+    are recomputed), cut to its token budget so that the prefix and a chunk of
+    ``model.max_chunk_tokens`` always fit the model's input."""
+    prefix = title[:PREFIX_CHARS]
+    while prefix and model.count_tokens([prefix])[0] > PREFIX_TOKEN_BUDGET:
+        prefix = prefix[: len(prefix) * 3 // 4].rstrip()
+    return prefix + "\n"
 
 
 @dataclass(frozen=True, slots=True)

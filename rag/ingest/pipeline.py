@@ -17,12 +17,11 @@ from typing import Any
 import numpy as np
 
 from rag.embed.embedder import (
-    PREFIX_CHARS,
-    PREFIX_TOKEN_BUDGET,
     EmbeddedChunk,
     Embedder,
     EmbeddingCache,
     resolve_model,
+    title_prefix,
 )
 from rag.errors import (
     DocumentLoadError,
@@ -40,7 +39,7 @@ from rag.store.sentences import sentence_arrays
 from rag.store.snapshot import IndexSnapshot
 from rag.types import Chunk, Document, IndexReport, SkippedFile
 
-__all__ = ["expected_manifest", "remove_documents", "title_prefix", "update_index"]
+__all__ = ["expected_manifest", "remove_documents", "update_index"]
 
 Progress = Callable[[int, int], None]
 
@@ -242,15 +241,6 @@ def _file_gone(doc_id: str, base: IndexSnapshot | None, taken: dict[str, str]) -
     content or its id is that file renamed or moved, and takes its place."""
     record = base.docs.get(doc_id) if base else None
     return record is not None and doc_id not in taken and not Path(record.source_path).exists()
-
-
-def title_prefix(title: str, model: Embedder) -> str:
-    """The title given to the model before each chunk, cut to its token budget so that the
-    prefix and a chunk of ``model.max_chunk_tokens`` always fit the model's input."""
-    prefix = title[:PREFIX_CHARS]
-    while prefix and model.count_tokens([prefix])[0] > PREFIX_TOKEN_BUDGET:
-        prefix = prefix[: len(prefix) * 3 // 4].rstrip()
-    return prefix + "\n"
 
 
 def _chunk_and_embed(plan: _Plan, model: Embedder, folder: Path, settings: Settings,

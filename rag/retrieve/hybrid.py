@@ -24,8 +24,7 @@ from rag.retrieve.synonyms import load_synonyms
 from rag.settings import RetrievalSettings
 from rag.store.lexical import tokenize
 from rag.store.snapshot import IndexSnapshot
-from rag.store.vectors import row_mask
-from rag.store.vectors.exact import top_rows
+from rag.store.vectors import row_mask, top_rows
 from rag.types import Passage
 
 __all__ = ["Concept", "QueryEncoder", "Retrieval", "clean_query", "query_concepts", "retrieve"]

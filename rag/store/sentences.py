@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.store.vectors.exact import mapped_array
+from rag.store.vectors import mapped_array
 from rag.types import Chunk
 
 __all__ = ["SentenceStore", "sentence_arrays"]
@@ -61,11 +61,6 @@ class SentenceStore:
         if self._vectors is None:
             raise ValueError("this generation stores no sentence vectors")
         return self._vectors
-
-    @property
-    def nbytes(self) -> int:
-        vectors = self._vectors.nbytes if self._vectors is not None else 0
-        return int(self.spans.nbytes + self.chunk_rows.nbytes + vectors)
 
     @classmethod
     def load(cls, folder: Path) -> SentenceStore:

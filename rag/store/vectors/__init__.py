@@ -30,15 +30,17 @@ from rag.store.vectors.base import (
     Hits,
     RowTable,
     VectorIndex,
+    mapped_array,
     meta_values,
     row_mask,
+    top_rows,
 )
 from rag.store.vectors.exact import ExactIndex
 from rag.store.vectors.faiss_index import FaissIndex, resolve_index_type
 
 __all__ = ["FILTER_FIELDS", "META_FIELDS", "Condition", "Filter", "Hits", "RowTable",
-           "VectorIndex", "load_vector_index", "meta_values", "new_vector_index",
-           "row_mask"]
+           "VectorIndex", "load_vector_index", "mapped_array", "meta_values", "new_vector_index",
+           "row_mask", "top_rows"]
 
 
 def new_vector_index(store: StoreSettings, *, dimension: int, n_vectors: int, rows: RowTable,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 __all__ = ["FILTER_FIELDS", "META_FIELDS", "Condition", "Filter", "Hits", "LocalVectors",
-           "RowTable", "VectorIndex", "meta_values", "row_mask"]
+           "RowTable", "VectorIndex", "mapped_array", "meta_values", "row_mask", "top_rows"]
 
 FILTER_FIELDS = ("doc_id", "disease", "agent", "evidence", "topic", "year")
 # The document metadata key behind each tag filter (evidence: the study-design level the
@@ -148,3 +149,24 @@ class LocalVectors:
 
     def close(self) -> None:
         return None
+
+
+def top_rows(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` highest scores, best first (stable for ties)."""
+    if len(scores) <= n:
+        return np.argsort(-scores, kind="stable")
+    part = np.argpartition(-scores, n)[:n]
+    return part[np.argsort(-scores[part], kind="stable")]
+
+
+def mapped_array(path: Path, *, scattered: bool = False) -> np.ndarray:
+    """A read-only memory map of a ``.npy`` file, as a plain array (indexing an ``np.memmap``
+    costs a few times more per row, which the answer composer's loops feel).
+
+    ``scattered``: rows are read a few at a time from anywhere in the file. The kernel would
+    otherwise read megabytes (``read_ahead_kb``) around each one, which then stay resident.
+    """
+    mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    if scattered and isinstance(mapped.base, mmap.mmap) and hasattr(mmap, "MADV_RANDOM"):
+        mapped.base.madvise(mmap.MADV_RANDOM)
+    return np.asarray(mapped)

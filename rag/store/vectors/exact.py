@@ -7,15 +7,22 @@ matrix-vector product over at most 200,000 x 384 floats. The file is the generat
 
 from __future__ import annotations
 
-import mmap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from rag.store.vectors.base import Filter, Hits, LocalVectors, RowTable, row_mask
+from rag.store.vectors.base import (
+    Filter,
+    Hits,
+    LocalVectors,
+    RowTable,
+    mapped_array,
+    row_mask,
+    top_rows,
+)
 
-__all__ = ["IDS_FILE", "VECTORS_FILE", "ExactIndex", "mapped_array", "top_rows"]
+__all__ = ["IDS_FILE", "VECTORS_FILE", "ExactIndex"]
 
 VECTORS_FILE = "vectors.npy"
 IDS_FILE = "vector_ids.npy"  # only when the rows are not 0..n-1 in order
@@ -105,24 +112,3 @@ class ExactIndex(LocalVectors):
             raise ValueError("this index has no row table to compile filters against")
         full = row_mask(self._rows, filter_)
         return full if self._dense_ids() else full[self._ids]
-
-
-def top_rows(scores: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the ``n`` highest scores, best first (stable for ties)."""
-    if len(scores) <= n:
-        return np.argsort(-scores, kind="stable")
-    part = np.argpartition(-scores, n)[:n]
-    return part[np.argsort(-scores[part], kind="stable")]
-
-
-def mapped_array(path: Path, *, scattered: bool = False) -> np.ndarray:
-    """A read-only memory map of a ``.npy`` file, as a plain array (indexing an ``np.memmap``
-    costs a few times more per row, which the answer composer's loops feel).
-
-    ``scattered``: rows are read a few at a time from anywhere in the file. The kernel would
-    otherwise read megabytes (``read_ahead_kb``) around each one, which then stay resident.
-    """
-    mapped = np.load(path, mmap_mode="r", allow_pickle=False)
-    if scattered and isinstance(mapped.base, mmap.mmap) and hasattr(mmap, "MADV_RANDOM"):
-        mapped.base.madvise(mmap.MADV_RANDOM)
-    return np.asarray(mapped)
