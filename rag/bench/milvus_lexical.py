@@ -25,7 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from rag.eval.evaluate import load_items, rank_of_hit, retrieval_metrics
+from rag.eval.evaluate import (
+    is_target,
+    item_targets,
+    load_items,
+    rank_of_hit,
+    retrieval_metrics,
+)
 from rag.facade import RAG
 from rag.retrieve.hybrid import query_concepts, retrieve
 from rag.retrieve.synonyms import load_synonyms
@@ -130,10 +136,10 @@ def score(rag: RAG, items: Sequence[dict[str, Any]], ranker: Ranker) -> dict[str
         rows = ranker(item["question"])
         if item.get("must_include"):
             ranks.append(rank_of_hit([snap.chunks[r].text for r in rows], item["must_include"]))
-        gold = (item.get("gold") or item.get("source") or {}).get("pmid")
-        if gold:
-            pmids = [str(snap.docs[snap.chunks[r].doc_id].meta.get("pmid") or "") for r in rows]
-            doc_hits.append(str(gold) in pmids[:1])
+        pmids, dois = item_targets(item)
+        if pmids or dois:
+            doc_hits.append(len(rows) > 0 and is_target(
+                snap.docs[snap.chunks[rows[0]].doc_id].meta, pmids, dois))
     out = retrieval_metrics(ranks, 10) if ranks else {}
     if doc_hits:
         out["doc_hit@1"] = float(np.mean(doc_hits))

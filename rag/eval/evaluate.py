@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,9 @@ from rag.facade import RAG
 from rag.store.lexical import tokenize
 from rag.types import Answer, Passage
 
-__all__ = ["evaluate_file", "evaluate_files", "format_report", "load_items", "rank_of_hit",
-           "retrieval_metrics", "satisfies", "words_of"]
+__all__ = ["evaluate_file", "evaluate_files", "format_report", "gold_quoted", "is_target",
+           "item_targets", "load_items", "rank_of_hit", "retrieval_metrics", "satisfies",
+           "words_of"]
 
 _DASHES = re.compile(r"[\u2010-\u2015\u2212-]")
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -111,7 +112,7 @@ def words_of(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def _item_targets(item: dict[str, Any]) -> tuple[set[str], set[str]]:
+def item_targets(item: dict[str, Any]) -> tuple[set[str], set[str]]:
     """(PMIDs, DOIs) of the document an item's answer should come from."""
     pmids: set[str] = set()
     dois: set[str] = set()
@@ -129,16 +130,18 @@ def _doc_matcher(rag: RAG) -> Callable[[str, set[str], set[str]], bool]:
 
     def matches(doc_id: str, pmids: set[str], dois: set[str]) -> bool:
         record = docs.get(doc_id)
-        if record is None:
-            return False
-        meta = record.meta
-        return (str(meta.get("pmid") or "") in pmids
-                or str(meta.get("doi") or "").lower() in dois)
+        return record is not None and is_target(record.meta, pmids, dois)
 
     return matches
 
 
-def _gold_quoted(snippet: str, gold_words: set[str]) -> bool:
+def is_target(meta: Mapping[str, Any], pmids: set[str], dois: set[str]) -> bool:
+    """Whether a document (its metadata) is one of :func:`item_targets`."""
+    return str(meta.get("pmid") or "") in pmids or str(meta.get("doi") or "").lower() in dois
+
+
+def gold_quoted(snippet: str, gold_words: set[str]) -> bool:
+    """Whether a sentence quotes the gold conclusion (enough of its words are in it)."""
     words = words_of(snippet)
     return bool(words) and sum(w in gold_words for w in words) / len(words) >= GOLD_TOKEN_SHARE
 
@@ -221,7 +224,7 @@ def _score_answerable(item: dict[str, Any], answer: Answer, tally: _Tally,
                       ) -> dict[str, Any] | None:
     """Add one answerable item to ``tally``; return why it missed, or None."""
     must = item.get("must_include") or []
-    pmids, dois = _item_targets(item)
+    pmids, dois = item_targets(item)
     gold = item.get("gold") if isinstance(item.get("gold"), dict) else None
     tally.add("false_refusal", not answer.supported)
     if answer.supported:
@@ -244,7 +247,7 @@ def _score_answerable(item: dict[str, Any], answer: Answer, tally: _Tally,
         from_gold = [c for c in answer.citations if same_doc(c.doc_id, pmids, dois)]
         tally.add("citations", len(answer.citations))
         tally.add("citations_from_gold", len(from_gold))
-        cited = any(_gold_quoted(c.snippet, gold_words) for c in from_gold)
+        cited = any(gold_quoted(c.snippet, gold_words) for c in from_gold)
         tally.add("gold_cited", cited)
         if not cited:
             return {"id": item.get("id"), "supported": answer.supported,

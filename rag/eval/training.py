@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,14 @@ from rag.answer.candidates import CandidatePool, concept_weights, gather_candida
 from rag.answer.features import FEATURES, SentenceModel, feature_matrix
 from rag.answer.question import classify_question
 from rag.answer.selection import select_sentences
-from rag.eval.evaluate import GOLD_TOKEN_SHARE, load_items, satisfies, words_of
+from rag.eval.evaluate import (
+    gold_quoted,
+    is_target,
+    item_targets,
+    load_items,
+    satisfies,
+    words_of,
+)
 from rag.retrieve.hybrid import retrieve
 from rag.settings import Settings, load_settings
 
@@ -71,21 +78,20 @@ def collect(index_dir: Path, path: Path, settings: Settings, *,
             continue
         matrix = feature_matrix(classify_question(found.query), found.query, found.concepts,
                                 concept_weights(found.concepts, snap), pool.candidates)
-        labels = np.array([_label(item, c.text, str(snap.docs[c.doc_id].meta.get("pmid") or ""))
+        labels = np.array([_label(item, c.text, snap.docs[c.doc_id].meta)
                            for c in pool.candidates], dtype=np.float32)
         examples.append(Example(item, pool, matrix, labels, weight, found.concepts))
     return examples
 
 
-def _label(item: dict[str, Any], text: str, pmid: str) -> float:
+def _label(item: dict[str, Any], text: str, meta: Mapping[str, Any]) -> float:
+    """The same tests as the evaluation: a sentence of the gold document that quotes the gold
+    conclusion, or the share of the needed facts a sentence holds."""
     gold = item.get("gold")
     if isinstance(gold, dict):
-        if str(gold.get("pmid")) != pmid:
+        if not is_target(meta, *item_targets(item)):
             return 0.0
-        gold_words = set(words_of(str(gold.get("text") or "")))
-        words = words_of(text)
-        return float(bool(words) and sum(w in gold_words for w in words) / len(words)
-                     >= GOLD_TOKEN_SHARE)
+        return float(gold_quoted(text, set(words_of(str(gold.get("text") or "")))))
     must = item.get("must_include") or []
     needed = [g for g in must if not satisfies(item["question"], [g])] or must
     if not needed:
