@@ -131,7 +131,7 @@ def _cites(note: Path, ids: set[str]) -> bool:
 
 
 def prepare_questions(given: str | None, work: Path, plan: BenchPlan) -> Path:
-    """The question file (default: the development set), cut to the plan's limit."""
+    """The question file (default: our own question set in tests/data), cut to the plan's limit."""
     found = Path(given) if given else _QUESTIONS
     if not found.is_file():
         raise RagError(f"no question file at {found}: pass --questions FILE.jsonl")

@@ -186,12 +186,19 @@ def _render_build(section: dict[str, Any], results: dict[str, Any]) -> list[str]
     return lines
 
 
+def _question_source(results: dict[str, Any]) -> str:
+    """`` from `name.jsonl` `` for the question file the run used, or nothing if unknown."""
+    path = results.get("inputs", {}).get("questions")
+    return f" from `{Path(path).name}`" if path else ""
+
+
 def _render_query(section: dict[str, Any], results: dict[str, Any]) -> list[str]:
     ours, recipe = section["ours"], section["recipe"]
     query = results.get("query_settings", {"k": 5, "threads": 1})
+    source = _question_source(results)
     lines = ["### Query latency", "",
              f"Default library ({ours['chunks']:,} chunks ours, {recipe['chunks']:,} the "
-             f"recipe's), {ours['questions']} dev questions × "
+             f"recipe's), {ours['questions']} questions{source} × "
              f"{results['plan']['query_repeats']} passes per process after a warm-up, "
              f"k = {query['k']}, no LLM; medians over processes. Ours embeds a question on "
              f"{query['threads'] or 'all'} torch thread(s) "
@@ -214,7 +221,7 @@ def _render_query(section: dict[str, Any], results: dict[str, Any]) -> list[str]
     if quality:
         items = section.get("quality_items", {})
         lines += ["", f"### Quality ({items.get('answerable', '?')} answerable of "
-                  f"{items.get('items', '?')} dev questions, k = 10)", "",
+                  f"{items.get('items', '?')} questions{source}, k = 10)", "",
                   "| system | passage_hit@5 | mrr@10 | answer_hit |", "|---|---:|---:|---:|"]
         names = {"bm25_only": "BM25 only",
                  "langchain_recipe": "LangChain recipe (1000-char chunks, float32, dense)",
