@@ -30,6 +30,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as parse_safely
 
 from rag.errors import FetchError
+from rag.ingest.loaders.xmlfiles import jats_articles, local_name
 from rag.settings import FetchSettings
 
 __all__ = [
@@ -296,7 +297,7 @@ def split_pubmed_set(body: bytes) -> Batch:
         return Batch((), usable=False, error=f"unsafe XML refused ({type(exc).__name__})")
     except ET.ParseError:
         return _split_segments(body)
-    if _local(root.tag) != "PubmedArticleSet":
+    if local_name(root.tag) != "PubmedArticleSet":
         text = " ".join(" ".join(root.itertext()).split())[:200]
         return Batch((), usable=False, error=f"unexpected efetch answer <{root.tag}> {text}")
     records, problems = [], []
@@ -372,18 +373,13 @@ def classify_jats(body: bytes) -> tuple[str, str]:
         return "failed", f"unsafe XML refused ({type(exc).__name__})"
     except ET.ParseError as exc:
         return "failed", f"malformed XML: {exc}"
-    articles = [root] if _local(root.tag) == "article" else [
-        a for a in root if _local(a.tag) == "article"]
+    articles = jats_articles(root)
     if not articles:
         said = " ".join(" ".join(root.itertext()).split())[:200]
         return "skipped", "no JATS article returned" + (f": {said}" if said else "")
     if articles[0].find("body") is None:
         return "skipped", "not in the PMC open-access subset (no full-text body)"
     return "fetched", ""
-
-
-def _local(tag: Any) -> str:
-    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -31,18 +31,17 @@ def parse_xml(data: bytes, name: str) -> ET.Element:
 
 def load_xml(data: bytes, name: str, settings: LoaderSettings) -> list[Document]:
     root = parse_xml(data, name)
-    tag = _local(root.tag)
+    tag = local_name(root.tag)
     if tag in ("PubmedArticleSet", "PubmedArticle"):
         return load_pubmed(root, name, settings)
     if tag in ("article", "pmc-articleset"):
-        articles = [root] if tag == "article" else [a for a in root if _local(a.tag) == "article"]
-        return [load_jats(a, name, settings) for a in articles]
+        return [load_jats(a, name, settings) for a in jats_articles(root)]
     raise DocumentLoadError(name, f"unrecognised XML (root <{tag}>): expected PubMed or JATS")
 
 
 def load_pubmed(root: ET.Element, name: str, settings: LoaderSettings) -> list[Document]:
     """Each ``PubmedArticle`` becomes a document; bad records raise only if none is usable."""
-    articles = [root] if _local(root.tag) == "PubmedArticle" else root.findall("PubmedArticle")
+    articles = [root] if local_name(root.tag) == "PubmedArticle" else root.findall("PubmedArticle")
     docs, problems = [], []
     for article in articles:
         try:
@@ -169,7 +168,7 @@ def _jats_sections(container: ET.Element, default: str) -> list[tuple[str, str, 
         paragraphs = []
         children = []
         for child in node:
-            tag = _local(child.tag)
+            tag = local_name(child.tag)
             if tag == "sec":
                 sec_title = _text(child.find("title")) or title
                 children.append((child, sec_title))
@@ -181,8 +180,17 @@ def _jats_sections(container: ET.Element, default: str) -> list[tuple[str, str, 
     return parts
 
 
-def _local(tag: Any) -> str:
+def local_name(tag: Any) -> str:
+    """An element's tag without its namespace ("" for comments and processing instructions)."""
     return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def jats_articles(root: ET.Element) -> list[ET.Element]:
+    """The JATS articles of a document: the root ``<article>``, or those in a
+    ``<pmc-articleset>`` (what PMC's efetch returns)."""
+    if local_name(root.tag) == "article":
+        return [root]
+    return [a for a in root if local_name(a.tag) == "article"]
 
 
 def _text(element: ET.Element | None) -> str:
