@@ -14,7 +14,8 @@ import pytest
 
 from rag import RAG, Settings
 from rag.answer.features import FEATURES, load_sentence_model
-from rag.eval.training import Example, collect, fit, main
+from rag.eval.evaluate import satisfies
+from rag.eval.training import Example, collect, evaluate, fit, main
 
 NOTES = Path(__file__).resolve().parent / "data" / "composer_notes"
 RESPONSE = "What share of relapsed myeloma patients responded to zorbatumab?"
@@ -94,3 +95,26 @@ def test_the_written_model_is_what_the_composer_loads(
     model = load_sentence_model(str(out))
     assert list(model.features) == list(FEATURES)
     assert json.loads(out.read_text())["meta"]["trained_on"] == ["questions.jsonl (3 questions)"]
+
+
+def test_the_replay_answers_as_the_composer_does(index: Path, tmp_path: Path,
+                                                settings: Settings,
+                                                open_rag: Callable[..., RAG]) -> None:
+    """Cross-validated figures replay answers without the composer: the replay must refuse
+    and start where the composer does. A question whose disease the library lacks is refused
+    by the composer, so the replay may not count the trial's 42% as an answer to it."""
+    items = [QUESTIONS[0], QUESTIONS[1],
+             {"question": "What share of acute myeloid leukemia patients responded to "
+                          "zorbatumab?", "must_include": [["42%"]]}]
+    path = tmp_path / "questions.jsonl"
+    path.write_text("".join(json.dumps(q) + "\n" for q in items), encoding="utf-8")
+    examples = collect(index, path, settings)
+    assert [ex.plan.missing for ex in examples] == [False, False, True]
+    rag = open_rag(index)
+    answers = [rag.ask(q["question"], k=10) for q in items]
+    assert [a.supported for a in answers] == [True, True, False]
+    composed = sum(a.supported and satisfies(a.text, q["must_include"])
+                   for a, q in zip(answers, items, strict=True)) / len(items)
+    replayed = evaluate(load_sentence_model(None), examples, settings)["answer_hit"]
+    assert composed == pytest.approx(2 / 3)
+    assert replayed == pytest.approx(composed)

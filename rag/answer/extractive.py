@@ -26,14 +26,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag.answer.candidates import concept_weights, gather_candidates
+from rag.answer.candidates import CandidatePool, concept_weights, gather_candidates
 from rag.answer.citations import with_marker
 from rag.answer.constraints import (
+    Constraint,
+    Coverage,
+    DocEvidence,
     check_coverage,
     covered_by,
     find_constraints,
@@ -50,14 +53,14 @@ from rag.answer.summary import clinical_bonus, prefer_clinical, with_summary
 from rag.embed.embedder import Embedder
 from rag.errors import QueryError
 from rag.retrieve.hybrid import Retrieval, retrieve
-from rag.settings import Settings
+from rag.settings import AnswerSettings, Settings
 from rag.store.snapshot import IndexSnapshot
 from rag.types import Answer
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["NO_EVIDENCE", "answer_question", "compose_extractive"]
+__all__ = ["NO_EVIDENCE", "AnswerPlan", "answer_question", "compose_extractive", "plan_answer"]
 
 NO_EVIDENCE = (
     "The library holds no good evidence for this question. The closest passages are listed "
@@ -97,6 +100,46 @@ def answer_question(
     return replace(answer, timings_ms=timings)
 
 
+@dataclass(frozen=True)
+class AnswerPlan:
+    """What the composer settles before it picks sentences: how well the best sentence
+    supports an answer, what the question fixes and which documents cover it, and the
+    documents the answer should start in. Whether to refuse and where to start do not depend
+    on the sentence scores (only the order of ``docs`` does), so the training script replays
+    answers with the same plan (:mod:`rag.eval.training`)."""
+
+    support: float
+    constraints: list[Constraint]  # what the question fixes, name-like words apart
+    coverage: list[Coverage]
+    docs: list[DocEvidence]  # ordered by their best sentence score
+    lead_docs: list[str]  # covering every constraint, those using the question's names first
+
+    def low_support(self, settings: AnswerSettings) -> bool:
+        return self.support < settings.min_support
+
+    @property
+    def missing(self) -> bool:
+        return any(not c.covered for c in self.coverage)
+
+
+def plan_answer(query: str, pool: CandidatePool, matrix: np.ndarray, scores: np.ndarray,
+                snap: IndexSnapshot) -> AnswerPlan:
+    """The :class:`AnswerPlan` for ``query`` over the candidates ``pool``."""
+    support = float(np.max(0.6 * matrix[:, _DENSE] + 0.4 * matrix[:, _COVERAGE]))
+    docs = documents_evidence(pool, scores, snap)
+    found = find_constraints(query, is_unseen=lambda t: snap.lexical.idf(t) == 0.0)
+    constraints = [c for c in found if c.kind != "name"]
+    # The answer starts in a document that covers every part of the question, when one does,
+    # and one that also uses the names the question uses before others.
+    rank = {c.doc_id: c.doc_rank for c in pool.candidates}
+    covering = [d for d in sorted(docs, key=lambda d: rank[d.doc_id])
+                if all(covered_by(d, c) for c in constraints)]
+    names = [c for c in found if c.kind == "name"]
+    named = [d for d in covering if all(covered_by(d, c) for c in names)]
+    return AnswerPlan(support, constraints, check_coverage(constraints, docs), docs,
+                      [d.doc_id for d in named + covering])
+
+
 def compose_extractive(found: Retrieval, snap: IndexSnapshot, settings: Settings, *,
                        k: int, embedder: Any = None) -> Answer:
     passages = tuple(found.passages[:k])
@@ -108,28 +151,17 @@ def compose_extractive(found: Retrieval, snap: IndexSnapshot, settings: Settings
     model_path = settings.answer.model
     scores = load_sentence_model(str(model_path) if model_path else None).logits(matrix)
     scores = scores + clinical_bonus([c.doc_id for c in pool.candidates], snap, settings.answer)
-    support = float(np.max(0.6 * matrix[:, _DENSE] + 0.4 * matrix[:, _COVERAGE]))
-    docs = documents_evidence(pool, scores, snap)
-    found_constraints = find_constraints(found.query,
-                                         is_unseen=lambda t: snap.lexical.idf(t) == 0.0)
-    constraints = [c for c in found_constraints if c.kind != "name"]
-    coverage = check_coverage(constraints, docs)
-    if support < settings.answer.min_support:
-        return Answer(found.query, NO_EVIDENCE, False, (), passages, {}, support,
-                      coverage=coverage_of(coverage, ()))
-    if any(not c.covered for c in coverage):
-        return missing_answer(found.query, constraints, coverage, docs, pool, scores, snap,
-                               passages, support)
-    # The answer starts in a document that covers every part of the question, when one does,
-    # and one that also uses the names the question uses before others.
-    rank = {c.doc_id: c.doc_rank for c in pool.candidates}
-    covering = [d for d in sorted(docs, key=lambda d: rank[d.doc_id])
-                if all(covered_by(d, c) for c in constraints)]
-    names = [c for c in found_constraints if c.kind == "name"]
-    named = [d for d in covering if all(covered_by(d, c) for c in names)]
+    plan = plan_answer(found.query, pool, matrix, scores, snap)
+    if plan.low_support(settings.answer):
+        return Answer(found.query, NO_EVIDENCE, False, (), passages, {}, plan.support,
+                      coverage=coverage_of(plan.coverage, ()))
+    if plan.missing:
+        return missing_answer(found.query, plan.constraints, plan.coverage, plan.docs, pool,
+                              scores, snap, passages, plan.support)
     chosen = select_sentences(pool, scores, found.query, settings.answer, matrix=matrix,
-                              preferred_docs=[d.doc_id for d in named + covering])
+                              preferred_docs=plan.lead_docs)
     citations = cite(pool, chosen, scores, snap)
     text = " ".join(with_marker(c.snippet, c.n) for c in citations)
     return with_summary(Answer(found.query, text, True, tuple(citations), passages, {},
-                               support, coverage=coverage_of(coverage, citations)), snap)
+                               plan.support, coverage=coverage_of(plan.coverage, citations)),
+                        snap)

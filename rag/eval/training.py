@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from rag.answer.candidates import CandidatePool, concept_weights, gather_candidates
+from rag.answer.extractive import AnswerPlan, plan_answer
 from rag.answer.features import FEATURES, SentenceModel, feature_matrix
 from rag.answer.question import classify_question
 from rag.answer.selection import select_sentences
@@ -58,6 +59,7 @@ class Example:
     labels: np.ndarray  # 0..1 per candidate
     weight: float
     concepts: list[Any]
+    plan: AnswerPlan  # refusals and the documents the answer starts in, as at answer time
 
 
 def collect(index_dir: Path, path: Path, settings: Settings, *,
@@ -80,7 +82,8 @@ def collect(index_dir: Path, path: Path, settings: Settings, *,
                                 concept_weights(found.concepts, snap), pool.candidates)
         labels = np.array([_label(item, c.text, snap.docs[c.doc_id].meta)
                            for c in pool.candidates], dtype=np.float32)
-        examples.append(Example(item, pool, matrix, labels, weight, found.concepts))
+        plan = plan_answer(found.query, pool, matrix, np.zeros(len(labels)), snap)
+        examples.append(Example(item, pool, matrix, labels, weight, found.concepts, plan))
     return examples
 
 
@@ -151,20 +154,24 @@ def evaluate(model: SentenceModel, examples: Sequence[Example],
              settings: Settings) -> dict[str, float]:
     hits = gold = cites = words = 0
     n_must = n_gold = 0
+    answered = 0
     for ex in examples:
+        n_must += bool(ex.item.get("must_include"))
+        n_gold += isinstance(ex.item.get("gold"), dict)
+        if ex.plan.low_support(settings.answer) or ex.plan.missing:
+            continue  # refused, as the composer would: a miss (its closest evidence aside)
         scores = model.logits(ex.matrix)
         chosen = select_sentences(ex.pool, scores, ex.item["question"], settings.answer,
-                                  matrix=ex.matrix)
+                                  matrix=ex.matrix, preferred_docs=ex.plan.lead_docs)
         text = " ".join(ex.pool.candidates[i].text for i in chosen)
+        answered += 1
         cites += len(chosen)
         words += len(text.split())
         if ex.item.get("must_include"):
-            n_must += 1
             hits += satisfies(text, ex.item["must_include"])
         if isinstance(ex.item.get("gold"), dict):
-            n_gold += 1
             gold += any(ex.labels[i] >= 0.5 for i in chosen)
-    n = max(1, len(examples))
+    n = max(1, answered)
     return {"answer_hit": hits / max(1, n_must), "gold_cited": gold / max(1, n_gold),
             "citations_per_answer": cites / n, "answer_words": words / n}
 
