@@ -23,8 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python app.py",
         description="TRAIL-RAG web app: chat with cited answers, a library tab and an HTTP API "
-        "(gradio_client endpoints /ask, /search, /status). Flags override the RAG_* "
-        "environment variables.",
+        "(gradio_client endpoints /ask, /ask_clinical_first, /search, /status, /documents, "
+        "/evidence_map, /upload, /delete). Flags override the RAG_* environment variables.",
     )
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1, $RAG_HOST)")
     parser.add_argument("--port", type=int, help="port (default 7860, $RAG_PORT)")

@@ -41,6 +41,10 @@ def client(app: App):  # type: ignore[no-untyped-def]
     return Client(app.url, verbose=False)
 
 
+ENDPOINTS = {"/ask", "/ask_clinical_first", "/search", "/status", "/documents", "/upload",
+             "/delete", "/evidence_map"}
+
+
 def _ask(client, question: str, k: int = 5, filters=None):  # type: ignore[no-untyped-def]
     return client.predict(question, k, filters or {}, "extractive", api_name="/ask")
 
@@ -54,6 +58,8 @@ def test_help_lists_the_flags(python: str, subprocess_env: dict[str, str]) -> No
                          check=True, timeout=60).stdout
     for flag in ("--host", "--port", "--index", "--docs", "--auth", "--no-build"):
         assert flag in out
+    named = " ".join(out.split())  # argparse wraps the description
+    assert all(f"{endpoint}," in named or f"{endpoint})" in named for endpoint in ENDPOINTS)
 
 
 def test_startup_builds_the_missing_index_and_reports_the_url(app: App) -> None:
@@ -64,8 +70,7 @@ def test_startup_builds_the_missing_index_and_reports_the_url(app: App) -> None:
 
 def test_only_the_named_endpoints_are_public(client) -> None:  # type: ignore[no-untyped-def]
     endpoints = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
-    assert endpoints == {"/ask", "/ask_clinical_first", "/search", "/status", "/documents",
-                         "/upload", "/delete", "/evidence_map"}
+    assert endpoints == ENDPOINTS
 
 
 # -- API ------------------------------------------------------------------------------------
