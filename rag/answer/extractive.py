@@ -109,21 +109,24 @@ class AnswerPlan:
     answers with the same plan (:mod:`rag.eval.training`)."""
 
     support: float
+    low_support: bool  # below answer.min_support: no answer at all
     constraints: list[Constraint]  # what the question fixes, name-like words apart
     coverage: list[Coverage]
     docs: list[DocEvidence]  # ordered by their best sentence score
     lead_docs: list[str]  # covering every constraint, those using the question's names first
 
-    def low_support(self, settings: AnswerSettings) -> bool:
-        return self.support < settings.min_support
-
     @property
     def missing(self) -> bool:
+        """A constraint no document covers: the answer says what the library lacks."""
         return any(not c.covered for c in self.coverage)
+
+    @property
+    def refused(self) -> bool:
+        return self.low_support or self.missing
 
 
 def plan_answer(query: str, pool: CandidatePool, matrix: np.ndarray, scores: np.ndarray,
-                snap: IndexSnapshot) -> AnswerPlan:
+                snap: IndexSnapshot, settings: AnswerSettings) -> AnswerPlan:
     """The :class:`AnswerPlan` for ``query`` over the candidates ``pool``."""
     support = float(np.max(0.6 * matrix[:, _DENSE] + 0.4 * matrix[:, _COVERAGE]))
     docs = documents_evidence(pool, scores, snap)
@@ -136,7 +139,8 @@ def plan_answer(query: str, pool: CandidatePool, matrix: np.ndarray, scores: np.
                 if all(covered_by(d, c) for c in constraints)]
     names = [c for c in found if c.kind == "name"]
     named = [d for d in covering if all(covered_by(d, c) for c in names)]
-    return AnswerPlan(support, constraints, check_coverage(constraints, docs), docs,
+    return AnswerPlan(support, support < settings.min_support, constraints,
+                      check_coverage(constraints, docs), docs,
                       [d.doc_id for d in named + covering])
 
 
@@ -151,8 +155,8 @@ def compose_extractive(found: Retrieval, snap: IndexSnapshot, settings: Settings
     model_path = settings.answer.model
     scores = load_sentence_model(str(model_path) if model_path else None).logits(matrix)
     scores = scores + clinical_bonus([c.doc_id for c in pool.candidates], snap, settings.answer)
-    plan = plan_answer(found.query, pool, matrix, scores, snap)
-    if plan.low_support(settings.answer):
+    plan = plan_answer(found.query, pool, matrix, scores, snap, settings.answer)
+    if plan.low_support:
         return Answer(found.query, NO_EVIDENCE, False, (), passages, {}, plan.support,
                       coverage=coverage_of(plan.coverage, ()))
     if plan.missing:

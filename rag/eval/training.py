@@ -82,7 +82,8 @@ def collect(index_dir: Path, path: Path, settings: Settings, *,
                                 concept_weights(found.concepts, snap), pool.candidates)
         labels = np.array([_label(item, c.text, snap.docs[c.doc_id].meta)
                            for c in pool.candidates], dtype=np.float32)
-        plan = plan_answer(found.query, pool, matrix, np.zeros(len(labels)), snap)
+        plan = plan_answer(found.query, pool, matrix, np.zeros(len(labels)), snap,
+                           settings.answer)
         examples.append(Example(item, pool, matrix, labels, weight, found.concepts, plan))
     return examples
 
@@ -158,7 +159,7 @@ def evaluate(model: SentenceModel, examples: Sequence[Example],
     for ex in examples:
         n_must += bool(ex.item.get("must_include"))
         n_gold += isinstance(ex.item.get("gold"), dict)
-        if ex.plan.low_support(settings.answer) or ex.plan.missing:
+        if ex.plan.refused:
             continue  # refused, as the composer would: a miss (its closest evidence aside)
         scores = model.logits(ex.matrix)
         chosen = select_sentences(ex.pool, scores, ex.item["question"], settings.answer,
