@@ -30,12 +30,13 @@ from rag.errors import ConfigError, MissingExtraError
 from rag.settings import EmbeddingSettings
 from rag.types import Span
 
-__all__ = ["EmbeddedChunk", "Embedder", "EmbeddingCache", "cpu_has_bf16", "pick_dtype",
-           "resolve_model", "title_prefix"]
+__all__ = ["EmbeddedChunk", "Embedder", "EmbeddingCache", "chunk_token_limit", "cpu_has_bf16",
+           "pick_dtype", "resolve_model", "title_prefix"]
 
 _DEFAULT_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 PREFIX_CHARS = 160  # title prefix given to the model with each chunk
 PREFIX_TOKEN_BUDGET = 48
+
 _BUILD_LOCK = threading.Lock()  # see Embedder.__init__
 _FEW_TEXTS = 4  # embed() calls up to this size count as questions (see Embedder._few_threads)
 
@@ -58,6 +59,12 @@ def title_prefix(title: str, model: TokenCounter) -> str:
 class EmbeddedChunk:
     vector: np.ndarray  # (dim,) float32, unit length
     sentences: np.ndarray  # (n_sentences, dim) float32, unit length
+
+
+def chunk_token_limit(max_seq_length: int) -> int:
+    """Longest chunk a model with ``max_seq_length`` reads whole: room is kept for the two
+    special tokens and for the title prefix (:func:`title_prefix`)."""
+    return max_seq_length - 2 - PREFIX_TOKEN_BUDGET
 
 
 def cpu_has_bf16() -> bool:
@@ -139,7 +146,7 @@ class Embedder:
     @property
     def max_chunk_tokens(self) -> int:
         """Longest chunk the model reads whole, after special tokens and the title prefix."""
-        return self.max_seq_length - 2 - PREFIX_TOKEN_BUDGET
+        return chunk_token_limit(self.max_seq_length)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         encoded = self._tokenizer(list(texts), add_special_tokens=False)["input_ids"]

@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from rag.embed.embedder import PREFIX_TOKEN_BUDGET, EmbeddedChunk
+from rag.embed.embedder import EmbeddedChunk, chunk_token_limit
 from rag.types import Span
 
 __all__ = ["HashEmbedder"]
@@ -55,8 +55,7 @@ class HashEmbedder:
 
     @property
     def max_chunk_tokens(self) -> int:
-        # the real model's budget: special tokens and the title prefix
-        return self.max_seq_length - 2 - PREFIX_TOKEN_BUDGET
+        return chunk_token_limit(self.max_seq_length)  # the real model's rule
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(_TOKEN.findall(text)) for text in texts]
