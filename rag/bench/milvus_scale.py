@@ -4,9 +4,10 @@
 
 Every measurement runs in a fresh process (``--system NAME`` runs one), the systems alternate
 round by round, and the report gives medians: build time (add + save), search latency p50/p95
-over 200 queries (k = 10, unfiltered and with a disease filter), recall@10 against exact
+over 200 queries (k = 10; the first 20 again with a disease filter), recall@10 against exact
 search, disk size of what the system wrote, and the process's resident memory after loading.
-The vectors are clustered random unit vectors (384 dimensions) with one document per 40 rows,
+The vectors and the queries are clustered random unit vectors (384 dimensions, one mixture,
+:func:`rag.bench.scale.clustered_vectors`) with one document per 40 rows,
 half the documents tagged AML and half CLL, so filters have something to do.
 """
 
@@ -27,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from rag.bench.scale import clustered_vectors
+
 __all__ = ["SYSTEMS", "main", "run_system"]
 
 SYSTEMS = ("faiss-exact", "faiss-ivf-sq8", "milvus-lite-flat", "milvus-lite-ivf-sq8")
@@ -34,15 +37,14 @@ DIM = 384
 QUERIES = 200
 
 
-def _data(n: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
+def _data(n: int, queries: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` vectors and ``queries`` held-out queries drawn from one mixture of 256 clusters
+    (noise of 0.6 per dimension around unnormalised Gaussian centres)."""
+    rng = np.random.default_rng(0)
     centres = rng.standard_normal((256, DIM)).astype(np.float32)
-    out = np.empty((n, DIM), dtype=np.float32)
-    for start in range(0, n, 50_000):
-        size = min(50_000, n - start)
-        block = centres[rng.integers(256, size=size)] + 0.6 * rng.standard_normal((size, DIM))
-        out[start:start + size] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    return out
+    spread = 0.6 * DIM ** 0.5
+    data = clustered_vectors(n, DIM, centres=centres, spread=spread, rng=rng)
+    return data, clustered_vectors(queries, DIM, centres=centres, spread=spread, rng=rng)
 
 
 def _rows(n: int) -> Any:
@@ -81,8 +83,7 @@ def run_system(system: str, n: int) -> dict[str, Any]:
     """Build, search and measure one system in this process."""
     from rag.store.vectors import Condition, Filter
 
-    data, rows = _data(n), _rows(n)
-    queries = _data(QUERIES, seed=1)
+    (data, queries), rows = _data(n, QUERIES), _rows(n)
     exact = np.argsort(-(queries @ data.T), axis=1)[:, :10]
     folder = Path(tempfile.mkdtemp(prefix=f"bench-{system}-"))
     started = time.perf_counter()
