@@ -53,6 +53,15 @@ def test_unseen_name_like_words_become_terms() -> None:
     assert "signalling" not in found and "How" not in found
 
 
+def test_a_question_in_capitals_has_names_only_where_digits_are() -> None:
+    shouted = "WHAT RESPONSE RATE DID APONERMIN REACH IN MYELOMA, AND DID JAK2 V617F MATTER?"
+    found = _kinds(shouted, is_unseen=lambda token: token in {"aponermin", "v617f", "reach"})
+    assert found["APONERMIN"] == "agent" and found["MYELOMA"] == "disease"
+    assert found["V617F"] == "term" and found["JAK2"] == "molecule"
+    # capitalised ordinary words are neither unseen terms nor names
+    assert {"REACH", "RESPONSE", "MATTER", "WHAT"}.isdisjoint(found)
+
+
 def test_compounds_of_known_words_are_not_terms() -> None:
     known = {"trail", "trigger"}
     found = _kinds("Is HOIP needed for TRAIL-triggered NF-kB?",

@@ -97,8 +97,10 @@ def find_constraints(question: str, *, is_unseen: Callable[[str], bool] | None =
         covered_tokens.update(tokenize(written))
     if is_unseen is not None:
         words = _WORD.findall(question)
+        # In a question written in capitals, capitals say nothing: only a digit marks a name.
+        shouting = not any(c.islower() for c in question)
         for position, word in enumerate(words):
-            if position == 0 and not re.search(r"\d|[a-z][A-Z]", word):
+            if (position == 0 or shouting) and not re.search(r"\d|[a-z][A-Z]", word):
                 continue  # a capital at the start is grammar, not a name
             if not _NAMEISH.match(word) or len(word) < 4:
                 continue
