@@ -126,3 +126,17 @@ def _row(index: str, *, p50: float, recall: float, size: int) -> dict[str, Any]:
 def test_recommend(rows: list[dict[str, Any]], expected: str | None) -> None:
     (pick,) = recommend([{"n": 1_000_000, "rows": rows}])
     assert pick["index"] == expected
+
+
+@pytest.mark.parametrize("system", ["faiss-exact", "faiss-ivf-sq8"])
+def test_the_milvus_comparison_measures_and_leaves_nothing_behind(
+        system: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    from rag.bench.milvus_scale import run_system
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    result = run_system(system, 3000)
+    assert result["disk_mb"] > 3000 * 384 * 4 / 1e6  # the vectors were written ...
+    assert 0.5 < result["recall@10"] <= 1.0
+    assert list(tmp_path.iterdir()) == []  # ... and removed with their folder
