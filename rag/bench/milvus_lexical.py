@@ -155,10 +155,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--uri", default=None, help="Milvus Lite file or server URL")
     args = parser.parse_args(argv)
     rag = RAG.open(args.index, settings=load_settings())
-    uri = args.uri or str(Path(tempfile.mkdtemp()) / "lexical.db")
-    client, name = _collection(rag, uri)
-    ranking = rankers(rag, client, name)
-    for path in args.files:
+    with tempfile.TemporaryDirectory(prefix="milvus-lexical-") as tmp:
+        client, name = _collection(rag, args.uri or str(Path(tmp) / "lexical.db"))
+        try:
+            _report(rag, rankers(rag, client, name), args.files)
+        finally:
+            client.drop_collection(name)
+            client.close()
+    return 0
+
+
+def _report(rag: RAG, ranking: dict[str, Ranker], files: Sequence[str]) -> None:
+    for path in files:
         items = [i for i in load_items(Path(path)) if not i.get("unanswerable")]
         print(f"\n{Path(path).name} ({len(items)} answerable)")
         results = {label: score(rag, items, ranker) for label, ranker in ranking.items()}
@@ -168,8 +176,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("|---|" + "---:|" * len(keys))
         for label, metrics in results.items():
             print(f"| {label} | " + " | ".join(f"{metrics.get(k, 0):.3f}" for k in keys) + " |")
-    client.drop_collection(name)
-    return 0
 
 
 if __name__ == "__main__":
