@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import mmap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,11 @@ class Condition:
     values: tuple[str, ...] = ()
     low: int | None = None
     high: int | None = None
+    # ``values`` as a set, for membership tests (a doc_id condition may name thousands)
+    lookup: frozenset[str] = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lookup", frozenset(self.values))
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +65,13 @@ class Filter:
 
 def _passes(condition: Condition, doc_id: str, meta: Mapping[str, Any]) -> bool:
     if condition.field == "doc_id":
-        return doc_id in condition.values
+        return doc_id in condition.lookup
     if condition.field == "year":
         year = meta.get("year")
         return (isinstance(year, int) and (condition.low is None or year >= condition.low)
                 and (condition.high is None or year <= condition.high))
     have = meta_values(meta, META_FIELDS[condition.field])
-    return any(str(value) in condition.values for value in have)
+    return any(str(value) in condition.lookup for value in have)
 
 
 @dataclass(frozen=True)
