@@ -408,3 +408,20 @@ def test_cli_ask_format_bibtex_ris_csljson_markdown(answer_index: RAG,
 
     assert main(["ask", question, "--index", index, "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["question"] == question
+
+
+def test_repeated_citation_keys_get_letters_then_numbers(
+        tmp_path: Path, open_fake_rag: Callable[..., RAG]) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for i in range(30):  # one author, year and title word: one key base for all of them
+        (notes / f"n{i:02d}.md").write_text(
+            f"---\nid: n{i:02d}\ntitle: Aponermin study number {i}\nyear: 2023\n"
+            "authors: [Xia J]\n---\nAponermin was given to patients with myeloma.\n",
+            encoding="utf-8")
+    rag = open_fake_rag(tmp_path / "index")
+    rag.add([notes])
+    keys = [r.key for r in references_from_library(rag)]
+    assert keys[:3] == ["xia2023aponermin", "xia2023aponerminb", "xia2023aponerminc"]
+    assert keys[25:27] == ["xia2023aponerminz", "xia2023aponermin27"]
+    assert len(set(keys)) == 30

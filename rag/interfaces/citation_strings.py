@@ -87,6 +87,8 @@ def flat_text(value: Any) -> str:
     if value is None:
         return ""
     text = " ".join(str(value).split())
+    if text.isprintable():  # the common case: nothing to drop
+        return text
     return "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
 
 

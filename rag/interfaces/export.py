@@ -148,16 +148,22 @@ def _with_keys(refs: list[Reference]) -> list[Reference]:
     """Give each reference a stable citation key, ``surname + year + title word``, with a
     letter appended to repeats: ``xia2023aponermin``, ``xia2023aponerminb``."""
     used: set[str] = set()
+    tried: dict[str, int] = {}  # suffixes a base has used up, so repeats do not start over
     out = []
     for ref in refs:
         base = _key_base(ref)
-        key, count = base, 0
-        while key in used:
+        count = tried.get(base, 0)
+        while (key := _suffixed(base, count)) in used:
             count += 1
-            key = base + (chr(ord("a") + count) if count < 26 else str(count + 1))
+        tried[base] = count
         used.add(key)
         out.append(replace(ref, key=key))
     return out
+
+
+def _suffixed(base: str, count: int) -> str:
+    """``base``, then ``base`` + b, c ... z, then + 27, 28 ..."""
+    return base if count == 0 else base + (chr(ord("a") + count) if count < 26 else str(count + 1))
 
 
 _STOPWORDS = frozenset("a an the of in on for and or with to by from at as is are".split())
@@ -167,7 +173,7 @@ def _key_base(ref: Reference) -> str:
     first = next((a for a in ref.authors if a != ET_AL), "")
     parts = name_parts(first)
     surname = _ascii_word(parts[0] if parts else first.split(" ")[0] if first else "")
-    words = [_ascii_word(w) for w in ref.title.split()]
+    words = (_ascii_word(w) for w in ref.title.split())
     word = next((w for w in words if len(w) > 2 and w not in _STOPWORDS), "")
     if not surname:  # no author: the title word leads, so a key never starts with a digit
         return f"{word}{ref.year or ''}" or "ref"
@@ -207,6 +213,8 @@ def _page_range(pages: str) -> tuple[str, str]:
 
 _BIB_CHARS = {"\\": r"\textbackslash{}", "%": r"\%", "&": r"\&", "#": r"\#", "_": r"\_",
               "$": r"\$", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_BIB_SPECIAL = re.compile(r"[{}\\%&#_$~^]")  # what _bib changes
+_VERBATIM_SPECIAL = re.compile(r"[{}\\ ]")  # what _bib_verbatim may change
 
 
 def _paired_braces(text: str) -> set[int]:
@@ -227,6 +235,8 @@ def _bib(value: Any) -> str:
     where they do not (BibTeX counts ``\\{`` as a brace), so a field never ends early and
     never runs a command."""
     text = flat_text(value)
+    if not _BIB_SPECIAL.search(text):
+        return text
     paired = _paired_braces(text)
     return "".join(
         ("\\" + ch if i in paired else r"\textbraceleft{}" if ch == "{" else r"\textbraceright{}")
@@ -238,6 +248,8 @@ def _bib_verbatim(value: Any) -> str:
     """A URL or DOI (verbatim fields) as it is, but with unpaired braces, backslashes and
     spaces percent-encoded, so that the field cannot end early."""
     text = flat_text(value)
+    if not _VERBATIM_SPECIAL.search(text):
+        return text
     paired = _paired_braces(text)
     return "".join(quote(ch) if (ch in "{}" and i not in paired) or ch in "\\ " else ch
                    for i, ch in enumerate(text))
