@@ -385,3 +385,34 @@ def test_disk_full_during_a_write_keeps_the_old_index(
             filler.unlink()
         report = open_rag(index).add([corpus])  # with room again, the next run completes
         assert len(report.added) == 40
+
+
+def test_snapshots_open_safely_from_several_threads(
+        tmp_path: Path, open_fake_rag: Callable[..., RAG], make_text: Callable[..., str]) -> None:
+    """Readers reload the index after every write, from whatever thread serves them. numpy
+    parses .npy headers with ast, which CPython 3.11 does not do safely in two threads at once
+    (python/cpython#106905): without a lock around opening, 4 threads x 100 opens raised
+    SystemError a few times in every run."""
+    from rag.store.snapshot import open_snapshot
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(20):
+        _write_note(corpus, i, make_text(4, seed=i, words=10))
+    rag = open_fake_rag(tmp_path / "index")
+    rag.add([corpus])
+    errors: list[str] = []
+
+    def reopen() -> None:
+        for _ in range(100):
+            try:
+                open_snapshot(rag.index_dir, rag.settings.store)
+            except Exception as exc:  # any failure is the finding
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=reopen) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

@@ -7,6 +7,7 @@ later write replaces and deletes its folder.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,9 +82,21 @@ def row_table(docs: dict[str, DocRecord], chunks: list[Chunk]) -> RowTable:
     return RowTable([c.doc_id for c in chunks], {d: r.meta for d, r in docs.items()})
 
 
+# numpy reads each .npy header with ast.literal_eval, and CPython 3.11 can raise "SystemError:
+# AST constructor recursion depth mismatch" when two threads build syntax trees at once
+# (python/cpython#106905; seen here on 3.11.7 when a reader and a writer reloaded together).
+# Snapshots therefore open one at a time in a process; it happens only after a write.
+_OPENING = threading.Lock()
+
+
 def open_snapshot(folder: Path, store: Any = None) -> IndexSnapshot:
     """The live generation of ``folder``; ``store`` (StoreSettings) supplies connection
     details for backends outside the folder (Milvus)."""
+    with _OPENING:
+        return _open(folder, store)
+
+
+def _open(folder: Path, store: Any) -> IndexSnapshot:
     manifest = read_manifest(folder)
     generation = manifest["generation"]
     gen = folder / generation
